@@ -1,0 +1,98 @@
+"""Command line: ``wyoming-polytts`` / ``python -m wyoming_polytts``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Config, load_config
+from .const import EXIT_CONFIG_ERROR
+from .errors import ConfigError
+from .server import serve
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-polytts",
+        description="Many TTS engines behind one Wyoming (and OpenAI-compatible) server.",
+    )
+    env = os.environ.get
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=env("POLYTTS_CONFIG"),
+        help="YAML config file (env POLYTTS_CONFIG); without it, the defaults",
+    )
+    parser.add_argument(
+        "--uri", default=env("POLYTTS_URI"), help="Wyoming URI, e.g. tcp://0.0.0.0:10200"
+    )
+    parser.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="",
+        default=env("POLYTTS_ZEROCONF"),
+        metavar="NAME",
+        help="announce over mDNS, optionally under NAME (env POLYTTS_ZEROCONF)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=env("POLYTTS_DEBUG", "") not in ("", "0", "false"),
+        help="log debug messages (env POLYTTS_DEBUG=1)",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def _configure(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    wyoming = config.settings.wyoming
+    if args.uri:
+        wyoming.uri = args.uri
+    if args.zeroconf is not None:
+        wyoming.zeroconf = True
+        wyoming.zeroconf_name = args.zeroconf or wyoming.zeroconf_name
+    if args.debug:
+        config.settings.log_level = "DEBUG"
+    return config
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _configure(args)
+    except ConfigError as err:
+        print(f"wyoming-polytts: config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    logging.basicConfig(
+        level=config.settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await serve(config, stop)
+    except ConfigError as err:
+        print(f"wyoming-polytts: config error: {err}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    return 0
+
+
+def run() -> None:
+    sys.exit(asyncio.run(main()))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,157 @@
+"""The engine interface every TTS backend implements.
+
+An engine owns one model family. The pool calls its blocking methods in a worker
+thread: ``load()`` does all the I/O, ``synthesize()`` yields PCM as soon as each
+piece exists. Engines know nothing about Wyoming or HTTP.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class EngineOptions:
+    """Options every engine accepts in its ``engines.<name>`` config section."""
+
+    enabled: bool = True
+    concurrency: int | None = None
+    """Requests the engine runs at once; None means the engine's own default."""
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """Server-wide facts an engine may need while loading."""
+
+    cache_dir: Path
+    """Folder for downloaded or reassembled weights."""
+
+    voices_dir: Path
+    """The voice library folder (cloned voices)."""
+
+    threads: int
+    """CPU threads the engine may use in total."""
+
+    base_dir: Path
+    """Folder that relative paths in the engine's options are resolved against."""
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the engine's options (``~`` expanded)."""
+        return (self.base_dir / Path(value).expanduser()).resolve()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, declared once per engine class."""
+
+    streams_within_sentence: bool = False
+    """Yields several pieces per sentence, before the sentence is finished."""
+
+    cloning: bool = False
+    """Can speak with voices of the voice library."""
+
+    native_speed: bool = True
+    """Applies ``SynthesisRequest.speed`` itself (otherwise audio is time-stretched)."""
+
+    max_sentence_chars: int | None = None
+    """Longest text one ``synthesize`` call accepts; longer sentences are split."""
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Who made a voice or model, and where to read about it."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """One voice as its engine describes it."""
+
+    id: str
+    """Engine-local identifier, unique within the engine."""
+
+    sample_rate: int
+    """Hertz of the PCM ``synthesize`` yields for this voice."""
+
+    languages: list[str]
+    """Languages in ``en_US`` style, the first being the default."""
+
+    description: str
+    attribution: Attribution
+    speakers: list[str] = field(default_factory=list)
+    installed: bool = True
+    """False when the voice is known but cannot be used now (see ``reason``)."""
+
+    reason: str | None = None
+    """Why the voice cannot be used, when ``installed`` is False."""
+
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One piece of text (a sentence or clause) to speak."""
+
+    text: str
+    voice: str
+    """Engine-local voice id."""
+
+    speaker: str | None = None
+    language: str | None = None
+    """Requested language; None lets the engine choose (voice default or detection)."""
+
+    speed: float | None = None
+    """Speaking rate factor (1.0 normal); None means the engine's default."""
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Engine-specific overrides (sampling settings and the like)."""
+
+
+class Engine(ABC):
+    """Base class of all engines."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    options_type: ClassVar[type[EngineOptions]] = EngineOptions
+    default_concurrency: ClassVar[int] = 1
+
+    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+        self.options = options
+        self.context = context
+
+    @property
+    def concurrency(self) -> int:
+        """How many ``synthesize`` calls may run at once."""
+        return self.options.concurrency or self.default_concurrency
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights (blocking; called in a worker thread)."""
+
+    @abstractmethod
+    def unload(self) -> None:
+        """Free the model's memory (blocking; called when no request runs)."""
+
+    @abstractmethod
+    def voices(self) -> list[VoiceInfo]:
+        """Voices this engine can speak with.
+
+        Called on the event loop for every describe, so it must be cheap: it may
+        read small metadata files but never loads weights.
+        """
+
+    @abstractmethod
+    def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
+        """Yield mono int16 PCM at the voice's sample rate, each piece as soon as it exists.
+
+        Blocking; the pool runs it in a worker thread and may stop iterating early
+        when the client goes away.
+        """

@@ -1,0 +1,58 @@
+"""Errors that reach a client: each carries a stable code and an HTTP status.
+
+The Wyoming handler sends them as ``error`` events (text and code); the OpenAI
+app turns them into OpenAI-shaped JSON with ``http_status``.
+"""
+
+
+class PolyttsError(Exception):
+    """Base class of every error a client may see."""
+
+    code = "synthesis-failed"
+    http_status = 500
+
+
+class VoiceNotFoundError(PolyttsError):
+    """The requested voice is not in the catalog."""
+
+    code = "voice-not-found"
+    http_status = 404
+
+
+class InvalidTextError(PolyttsError):
+    """The text is empty, too long, or cannot be spoken by the voice."""
+
+    code = "invalid-text"
+    http_status = 400
+
+
+class InvalidRequestError(PolyttsError):
+    """A request option is out of range or of the wrong kind."""
+
+    code = "invalid-request"
+    http_status = 400
+
+
+class ServerBusyError(PolyttsError):
+    """The engine's queue is full; the client may retry later."""
+
+    code = "server-busy"
+    http_status = 503
+
+
+class EngineUnavailableError(PolyttsError):
+    """The engine failed to load or is not installed."""
+
+    code = "engine-unavailable"
+    http_status = 503
+
+
+class SynthesisError(PolyttsError):
+    """The engine raised while synthesizing."""
+
+    code = "synthesis-failed"
+    http_status = 500
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and what was expected."""

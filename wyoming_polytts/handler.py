@@ -1,0 +1,224 @@
+"""The Wyoming front door: one handler per connection.
+
+It translates events into requests on the catalog and pool and streams the
+audio back. Synthesis runs in a task per request, so the connection keeps
+reading events (and notices a client that leaves) while audio is produced.
+Requests on one connection are answered in the order they arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.server import AsyncEventHandler
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
+
+from .catalog import Catalog, CatalogVoice
+from .const import CHANNELS, SAMPLE_WIDTH
+from .errors import InvalidRequestError, InvalidTextError, PolyttsError
+from .pool import EnginePool
+from .synthesis import SpeechOptions, check_text_length, iterate, speak
+from .text import SentenceSplitter, split_sentences
+from .wyoming_info import build_info
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandlerSettings:
+    """What the Wyoming handler needs from the configuration."""
+
+    max_chars: int
+    max_sentence_chars: int
+    samples_per_chunk: int
+    lookahead: int
+
+
+class _TextStream:
+    """Text of one synthesize-start ... synthesize-stop stream, as sentences."""
+
+    def __init__(self, voice: SynthesizeVoice | None, settings: HandlerSettings) -> None:
+        self.voice = voice
+        self.stopped = asyncio.Event()
+        self._splitter = SentenceSplitter(settings.max_sentence_chars)
+        self._sentences: asyncio.Queue[str | PolyttsError | None] = asyncio.Queue()
+        self._max_chars = settings.max_chars
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        if self.stopped.is_set():
+            return
+        self._chars += len(text)
+        try:
+            check_text_length(self._chars, self._max_chars)
+        except InvalidTextError as err:
+            self._sentences.put_nowait(err)
+            self.stop()
+            return
+        for sentence in self._splitter.add(text):
+            self._sentences.put_nowait(sentence)
+
+    def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        for sentence in self._splitter.finish():
+            self._sentences.put_nowait(sentence)
+        self._sentences.put_nowait(None)
+        self.stopped.set()
+
+    async def sentences(self) -> AsyncIterator[str]:
+        while (item := await self._sentences.get()) is not None:
+            if isinstance(item, PolyttsError):
+                raise item
+            yield item
+
+
+class TtsEventHandler(AsyncEventHandler):
+    """Answers describe, synthesize and the streaming synthesize events."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        pool: EnginePool,
+        settings: HandlerSettings,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        super().__init__(reader, writer)
+        self._catalog = catalog
+        self._pool = pool
+        self._settings = settings
+        self._stream: _TextStream | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def handle_event(self, event: Event) -> bool:
+        try:
+            await self._dispatch(event)
+        except (KeyError, TypeError, ValueError) as err:
+            await self._send_error(InvalidRequestError(f"malformed {event.type} event: {err}"))
+        return True
+
+    async def _dispatch(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            await self.write_event(build_info(self._catalog).event())
+        elif SynthesizeStart.is_type(event.type):
+            self._start_stream(SynthesizeStart.from_event(event))
+        elif SynthesizeChunk.is_type(event.type):
+            if self._stream is not None:
+                self._stream.add(SynthesizeChunk.from_event(event).text)
+        elif SynthesizeStop.is_type(event.type):
+            if self._stream is not None:
+                self._stream.stop()
+                self._stream = None
+        elif Synthesize.is_type(event.type):
+            # Inside a stream, synthesize repeats the text for older servers: ignore it.
+            if self._stream is None:
+                synthesize = Synthesize.from_event(event)
+                self._schedule(lambda: self._speak_once(synthesize))
+        else:
+            _LOGGER.debug("Ignoring event %s", event.type)
+
+    async def disconnect(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    # --- requests ---------------------------------------------------------
+
+    def _schedule(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` after the connection's previous request has finished."""
+        previous = self._task
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await work()
+            except ConnectionError:
+                _LOGGER.debug("Client left during synthesis")
+
+        self._task = asyncio.create_task(run())
+
+    def _start_stream(self, start: SynthesizeStart) -> None:
+        if self._stream is not None:
+            _LOGGER.warning("synthesize-start inside an open stream: ending the first stream")
+            self._stream.stop()
+        stream = _TextStream(start.voice, self._settings)
+        self._stream = stream
+        self._schedule(lambda: self._speak_stream(stream))
+
+    async def _speak_stream(self, stream: _TextStream) -> None:
+        try:
+            voice, options = self._resolve(stream.voice)
+            await self._send_speech(voice, stream.sentences(), options)
+        except PolyttsError as err:
+            await self._send_error(err)
+        await stream.stopped.wait()
+        await self.write_event(SynthesizeStopped().event())
+
+    async def _speak_once(self, synthesize: Synthesize) -> None:
+        try:
+            if not synthesize.text.strip():
+                raise InvalidTextError("no text to speak")
+            check_text_length(len(synthesize.text), self._settings.max_chars)
+            voice, options = self._resolve(synthesize.voice)
+            sentences = split_sentences(synthesize.text, self._settings.max_sentence_chars)
+            await self._send_speech(voice, iterate(sentences), options)
+        except PolyttsError as err:
+            await self._send_error(err)
+
+    def _resolve(self, voice: SynthesizeVoice | None) -> tuple[CatalogVoice, SpeechOptions]:
+        name = voice.name if voice is not None else None
+        options = SpeechOptions(
+            speaker=voice.speaker if voice is not None else None,
+            language=voice.language if voice is not None else None,
+        )
+        return self._catalog.resolve(name), options
+
+    async def _send_speech(
+        self, voice: CatalogVoice, sentences: AsyncIterator[str], options: SpeechOptions
+    ) -> None:
+        """audio-start, the chunks, audio-stop: one format for the whole request."""
+        rate = voice.info.sample_rate
+        step = self._settings.samples_per_chunk
+        started = False
+        try:
+            async with aclosing(
+                speak(self._pool, voice, sentences, options, self._settings.lookahead)
+            ) as pcm:
+                async for piece in pcm:
+                    if not started:
+                        await self.write_event(
+                            AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event()
+                        )
+                        started = True
+                    for i in range(0, len(piece), step):
+                        chunk = AudioChunk(
+                            rate=rate,
+                            width=SAMPLE_WIDTH,
+                            channels=CHANNELS,
+                            audio=piece[i : i + step].astype("<i2", copy=False).tobytes(),
+                        )
+                        await self.write_event(chunk.event())
+        except PolyttsError as err:
+            await self._send_error(err)
+        if started:
+            await self.write_event(AudioStop().event())
+
+    async def _send_error(self, err: PolyttsError) -> None:
+        _LOGGER.info("Request failed (%s): %s", err.code, err)
+        await self.write_event(Error(text=str(err), code=err.code).event())

@@ -1,0 +1,85 @@
+"""Process assembly: engines, pool and catalog behind the Wyoming server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from urllib.parse import urlparse
+
+from wyoming.server import AsyncServer
+
+from .catalog import Catalog
+from .config import Config
+from .engines import create_engines
+from .engines.base import EngineContext
+from .handler import HandlerSettings, TtsEventHandler
+from .pool import EnginePool
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def build_pool(config: Config) -> EnginePool:
+    """Create every enabled engine (not loaded yet) inside a pool."""
+    context = EngineContext(
+        cache_dir=config.cache_dir,
+        voices_dir=config.voices_dir,
+        threads=config.threads,
+        base_dir=config.base_dir,
+    )
+    engines = create_engines(config.engine_options, context)
+    return EnginePool(engines, config.settings.pool.queue_size)
+
+
+async def serve(config: Config, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set; engines load in the background meanwhile."""
+    settings = config.settings
+    pool = build_pool(config)
+    catalog = Catalog(pool, settings.default_voice)
+    handler_settings = HandlerSettings(
+        max_chars=settings.text.max_chars,
+        max_sentence_chars=settings.text.max_sentence_chars,
+        samples_per_chunk=settings.wyoming.samples_per_chunk,
+        lookahead=settings.pool.lookahead,
+    )
+    server = AsyncServer.from_uri(settings.wyoming.uri)
+    await server.start(partial(TtsEventHandler, catalog, pool, handler_settings))
+    _LOGGER.info("Wyoming server listening on %s", settings.wyoming.uri)
+    loading = asyncio.create_task(_load(pool, catalog))
+    try:
+        if settings.wyoming.zeroconf:
+            await _announce(settings.wyoming.uri, settings.wyoming.zeroconf_name)
+        await stop.wait()
+    finally:
+        _LOGGER.info("Stopping")
+        loading.cancel()
+        await server.stop()
+        await pool.close()
+
+
+async def _load(pool: EnginePool, catalog: Catalog) -> None:
+    await pool.start(pool.engines)
+    names = {name for v in catalog.voices() for name in (v.name, v.qualified_name, v.info.id)}
+    if catalog.default_voice not in names:
+        _LOGGER.warning("The default voice %s is not in the catalog", catalog.default_voice)
+    _LOGGER.info("Ready: %s voices", len(catalog.voices()))
+
+
+async def _announce(uri: str, name: str | None) -> None:
+    """Advertise ``_wyoming._tcp`` with a real address of this machine."""
+    from wyoming.zeroconf import HomeAssistantZeroconf
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "tcp" or parsed.port is None:
+        _LOGGER.warning("Zeroconf needs a tcp:// URI; not announcing %s", uri)
+        return
+    host = parsed.hostname if parsed.hostname not in (None, "0.0.0.0", "::") else None
+    try:
+        zeroconf = HomeAssistantZeroconf(port=parsed.port, name=name, host=host)
+        await zeroconf.register_server()
+    except OSError as err:
+        _LOGGER.warning("Zeroconf announcement failed (%s); add the server by hand", err)
+        return
+    _LOGGER.info(
+        "Announced over zeroconf as %s at %s:%s", zeroconf.name, zeroconf.host, parsed.port
+    )

@@ -1,0 +1,92 @@
+"""One request's speech: sentences in, ordered PCM out, through the pool.
+
+Both front doors use :func:`speak`. Sentences are submitted to the engine as
+they arrive, up to ``lookahead`` ahead of the one being sent, and their audio
+is yielded strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .catalog import CatalogVoice
+from .engines.base import SynthesisRequest
+from .errors import InvalidTextError
+from .pool import EnginePool, Job
+
+
+@dataclass(frozen=True)
+class SpeechOptions:
+    """Per-request choices besides the text; None means the voice's or engine's default."""
+
+    speaker: str | None = None
+    language: str | None = None
+    speed: float | None = None
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check_text_length(length: int, limit: int) -> None:
+    """Refuse text beyond the configured limit."""
+    if length > limit:
+        raise InvalidTextError(f"text too long: {length} characters, the limit is {limit}")
+
+
+async def speak(
+    pool: EnginePool,
+    voice: CatalogVoice,
+    sentences: AsyncIterable[str],
+    options: SpeechOptions,
+    lookahead: int,
+) -> AsyncGenerator[np.ndarray, None]:
+    """Yield the PCM of ``sentences`` in order, at ``voice.info.sample_rate``.
+
+    Raises :class:`InvalidTextError` when the sentences carry nothing to speak.
+    Close the generator (``contextlib.aclosing``) to cancel pending work.
+    """
+    async with pool.session(voice.engine) as session:
+        jobs: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(lookahead + 1)
+
+        async def submit_all() -> None:
+            position = 0
+            try:
+                async for sentence in sentences:
+                    await slots.acquire()
+                    request = SynthesisRequest(
+                        text=sentence,
+                        voice=voice.info.id,
+                        speaker=options.speaker,
+                        language=options.language,
+                        speed=options.speed,
+                        options=options.engine_options,
+                    )
+                    jobs.put_nowait(session.submit(request, position))
+                    position += 1
+                if position == 0:
+                    raise InvalidTextError("no text to speak")
+            except Exception as err:
+                jobs.put_nowait(err)
+            else:
+                jobs.put_nowait(None)
+
+        producer = asyncio.create_task(submit_all())
+        try:
+            while (job := await jobs.get()) is not None:
+                if isinstance(job, BaseException):
+                    raise job
+                async for piece in job.pieces():
+                    yield piece
+                slots.release()
+        finally:
+            producer.cancel()
+
+
+async def iterate(items: list[str]) -> AsyncIterator[str]:
+    """An async source over sentences already known."""
+    for item in items:
+        yield item
