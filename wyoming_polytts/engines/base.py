@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -23,6 +23,42 @@ class EngineOptions:
     enabled: bool = True
     concurrency: int | None = None
     """Requests the engine runs at once; None means the engine's own default."""
+
+
+@dataclass(frozen=True)
+class ReferenceVoice:
+    """A voice of the voice library, as an engine that clones sees it."""
+
+    id: str
+    """Library name, unique among library voices."""
+
+    audio_path: Path
+    """Reference recording: mono WAV, silence trimmed."""
+
+    transcript: str | None
+    """What the recording says, when known (some engines need it)."""
+
+    languages: list[str]
+    """Languages in ``en_US`` style; the first is the default."""
+
+    description: str
+    cache_dir: Path
+    """Folder where an engine may keep caches for this voice (e.g. conditioning latents)."""
+
+
+class ReferenceVoices(Protocol):
+    """Where cloning engines find the voice library's voices."""
+
+    def for_engine(self, engine: str) -> list[ReferenceVoice]:
+        """Library voices that ``engine`` may use, read fresh on every call."""
+        ...
+
+
+class NoReferenceVoices:
+    """An empty voice library."""
+
+    def for_engine(self, engine: str) -> list[ReferenceVoice]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -40,6 +76,9 @@ class EngineContext:
 
     base_dir: Path
     """Folder that relative paths in the engine's options are resolved against."""
+
+    reference_voices: ReferenceVoices = field(default_factory=NoReferenceVoices)
+    """The voice library, for engines that clone."""
 
     def path(self, value: str) -> Path:
         """Resolve a path from the engine's options (``~`` expanded)."""
