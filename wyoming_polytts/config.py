@@ -72,7 +72,9 @@ class PoolSettings:
     """CPU threads engines may use in total; None means every core."""
 
     def __post_init__(self) -> None:
-        _require_positive("pool", queue_size=self.queue_size, lookahead=self.lookahead)
+        _require_positive("pool", lookahead=self.lookahead)
+        if self.queue_size < 0:
+            raise ConfigError(f"pool.queue_size: expected 0 or more, got {self.queue_size!r}")
         if self.threads is not None:
             _require_positive("pool", threads=self.threads)
 
