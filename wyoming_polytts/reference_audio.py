@@ -1,0 +1,113 @@
+"""Reference recordings for cloned voices: decode, check, trim, normalize.
+
+Any container and codec PyAV (FFmpeg) can read is accepted. Decoding stops as
+soon as the audio exceeds what could still be valid, so a small file that
+decodes to hours costs no more than the limit.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidAudioError, PayloadTooLargeError
+
+_FRAME_SECONDS = 0.02
+_SILENCE_DB = -40.0
+"""Frames this far below the loudest frame count as silence when trimming."""
+
+_SILENT_RMS = 10 ** (-50 / 20)
+"""A recording whose loudest frame is quieter than this (-50 dBFS) is silent."""
+
+_PAD_SECONDS = 0.1
+_PEAK = 0.95
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """Bounds a reference recording must meet."""
+
+    rate: int
+    """Hertz the recording is stored at."""
+
+    min_seconds: float
+    max_seconds: float
+    max_bytes: int
+
+
+def prepare_reference(data: bytes, limits: AudioLimits) -> np.ndarray:
+    """Mono float32 speech at ``limits.rate``, silence trimmed and peak-normalized.
+
+    Raises :class:`InvalidAudioError` (or :class:`PayloadTooLargeError`) with a
+    message a person understands.
+    """
+    if not data:
+        raise InvalidAudioError("the audio file is empty")
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLargeError(
+            f"the audio file is {len(data)} bytes; the limit is {limits.max_bytes} bytes"
+        )
+    audio = trim_silence(_decode(data, limits), limits.rate)
+    seconds = len(audio) / limits.rate
+    if seconds < limits.min_seconds:
+        raise InvalidAudioError(
+            f"too short: {seconds:.1f} s of speech, at least {limits.min_seconds:g} s needed"
+        )
+    if seconds > limits.max_seconds:
+        raise InvalidAudioError(
+            f"too long: {seconds:.1f} s of speech, at most {limits.max_seconds:g} s allowed"
+        )
+    peak = float(np.max(np.abs(audio)))
+    return (audio * (_PEAK / peak)).astype(np.float32)
+
+
+def _decode(data: bytes, limits: AudioLimits) -> np.ndarray:
+    import av
+
+    # Leading/trailing silence is trimmed later, so allow twice the limit before giving up.
+    budget = int(2 * limits.max_seconds * limits.rate)
+    pieces: list[np.ndarray] = []
+    decoded = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise InvalidAudioError("the file holds no audio stream")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=limits.rate)
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    pieces.append(out.to_ndarray().reshape(-1))
+                    decoded += out.samples
+                if decoded > budget:
+                    raise InvalidAudioError(
+                        f"too long: more than {2 * limits.max_seconds:g} s of audio"
+                    )
+            pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    except av.FFmpegError as err:
+        raise InvalidAudioError(f"not a readable audio file ({err})") from err
+    if not pieces:
+        raise InvalidAudioError("the file holds no audio")
+    audio = np.concatenate(pieces).astype(np.float32)
+    if not np.isfinite(audio).all():
+        raise InvalidAudioError("the audio holds invalid samples")
+    return audio
+
+
+def trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Cut leading and trailing silence, keeping a short pad; refuse a silent recording."""
+    frame = max(1, int(_FRAME_SECONDS * rate))
+    count = len(audio) // frame
+    if count == 0:
+        raise InvalidAudioError("the recording is silent")
+    frames = audio[: count * frame].reshape(count, frame)
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    loudest = float(rms.max())
+    if loudest < _SILENT_RMS:
+        raise InvalidAudioError("the recording is silent")
+    voiced = np.flatnonzero(rms >= loudest * 10 ** (_SILENCE_DB / 20))
+    pad = int(_PAD_SECONDS * rate)
+    start = max(0, int(voiced[0]) * frame - pad)
+    end = min(len(audio), (int(voiced[-1]) + 1) * frame + pad)
+    return audio[start:end]

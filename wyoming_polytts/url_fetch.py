@@ -1,0 +1,104 @@
+"""Fetch a voice's reference audio from a URL, safely.
+
+Only http(s) to public addresses: every host (including each redirect's) is
+resolved first and refused when any of its addresses is loopback, private,
+link-local or otherwise not globally routable, and the connection goes to the
+checked address. Size and total time are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urljoin, urlparse
+
+import aiohttp
+
+from .errors import InvalidRequestError, PayloadTooLargeError
+
+_MAX_REDIRECTS = 3
+
+
+async def fetch_audio(url: str, max_bytes: int, timeout: float) -> bytes:
+    """The body at ``url``; raises a client error for anything not allowed or too big."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _fetch(url, max_bytes)
+    except TimeoutError as err:
+        raise InvalidRequestError(f"fetching {url} took longer than {timeout:g} s") from err
+    except aiohttp.ClientError as err:
+        raise InvalidRequestError(f"fetching {url} failed: {err}") from err
+
+
+async def _fetch(url: str, max_bytes: int) -> bytes:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=_PublicResolver(), use_dns_cache=False)
+    ) as session:
+        for _ in range(_MAX_REDIRECTS + 1):
+            await _check_url(url)
+            async with session.get(url, allow_redirects=False) as response:
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                if response.status != 200:
+                    raise InvalidRequestError(f"fetching {url} failed: HTTP {response.status}")
+                return await _read_limited(response, max_bytes)
+        raise InvalidRequestError(f"fetching {url} failed: too many redirects")
+
+
+async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    if (response.content_length or 0) > max_bytes:
+        raise PayloadTooLargeError(f"the audio at the URL is over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise PayloadTooLargeError(f"the audio at the URL is over {max_bytes} bytes")
+    return bytes(body)
+
+
+async def _check_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidRequestError("only http:// and https:// URLs with a host are accepted")
+    await _public_addresses(parsed.hostname, parsed.port or 0)
+
+
+async def _public_addresses(host: str, port: int) -> list[str]:
+    """The host's addresses, if every one is public; else refuse."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise InvalidRequestError(f"cannot resolve host {host!r}") from err
+    addresses = sorted({str(info[4][0]) for info in infos})
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if not (mapped or ip).is_global:
+            raise InvalidRequestError(
+                f"refusing to fetch from {host}: {address} is not a public address"
+            )
+    return addresses
+
+
+class _PublicResolver(aiohttp.abc.AbstractResolver):
+    """Resolves like the system, but only ever hands out checked public addresses."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in await _public_addresses(host, port)
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release."""
