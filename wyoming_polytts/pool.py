@@ -14,7 +14,7 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -60,15 +60,23 @@ class _End:
 
 _END = _End()
 
+Transform = Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]]
+"""Post-processing of one job's pieces, run in the worker thread (e.g. time-stretching)."""
+
 
 class Job:
     """One sentence for one engine; its PCM pieces are read with :meth:`pieces`."""
 
     def __init__(
-        self, request: SynthesisRequest, priority: tuple[int, int], loop: asyncio.AbstractEventLoop
+        self,
+        request: SynthesisRequest,
+        priority: tuple[int, int],
+        loop: asyncio.AbstractEventLoop,
+        transform: Transform | None = None,
     ) -> None:
         self.request = request
         self.priority = priority
+        self.transform = transform
         self.cancelled = threading.Event()
         self._loop = loop
         self._output: asyncio.Queue[np.ndarray | BaseException | _End] = asyncio.Queue()
@@ -161,9 +169,11 @@ class EngineRunner:
     def release(self) -> None:
         self._requests -= 1
 
-    def submit(self, request: SynthesisRequest, position: int) -> Job:
+    def submit(
+        self, request: SynthesisRequest, position: int, transform: Transform | None = None
+    ) -> Job:
         """Queue one sentence; ``position`` is its index within its request."""
-        job = Job(request, (position, next(self._order)), asyncio.get_running_loop())
+        job = Job(request, (position, next(self._order)), asyncio.get_running_loop(), transform)
         heapq.heappush(self._heap, job)
         self._dispatch()
         return job
@@ -188,7 +198,10 @@ class EngineRunner:
             job.emit(_END)
             return
         try:
-            for piece in self.engine.synthesize(job.request):
+            pieces = self.engine.synthesize(job.request)
+            if job.transform is not None:
+                pieces = job.transform(pieces)
+            for piece in pieces:
                 if job.cancelled.is_set():
                     break
                 job.emit(piece)
@@ -218,8 +231,10 @@ class PoolSession:
         self._runner = runner
         self._jobs: list[Job] = []
 
-    def submit(self, request: SynthesisRequest, position: int) -> Job:
-        job = self._runner.submit(request, position)
+    def submit(
+        self, request: SynthesisRequest, position: int, transform: Transform | None = None
+    ) -> Job:
+        job = self._runner.submit(request, position, transform)
         self._jobs.append(job)
         return job
 

@@ -8,6 +8,7 @@ is yielded strictly in order.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from .catalog import CatalogVoice
 from .engines.base import SynthesisRequest
 from .errors import InvalidTextError
 from .pool import EnginePool, Job
+from .stretch import stretched
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,15 @@ async def speak(
 ) -> AsyncGenerator[np.ndarray, None]:
     """Yield the PCM of ``sentences`` in order, at ``voice.info.sample_rate``.
 
+    ``options.speed`` goes to engines that apply speed natively; for the others
+    the audio is time-stretched in the worker thread, pitch unchanged.
     Raises :class:`InvalidTextError` when the sentences carry nothing to speak.
     Close the generator (``contextlib.aclosing``) to cancel pending work.
     """
+    native_speed = pool.engines[voice.engine].capabilities.native_speed
+    transform = None
+    if options.speed not in (None, 1.0) and not native_speed:
+        transform = partial(stretched, sample_rate=voice.info.sample_rate, speed=options.speed)
     async with pool.session(voice.engine) as session:
         jobs: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
         slots = asyncio.Semaphore(lookahead + 1)
@@ -62,10 +70,10 @@ async def speak(
                         voice=voice.info.id,
                         speaker=options.speaker,
                         language=options.language,
-                        speed=options.speed,
+                        speed=options.speed if native_speed else None,
                         options=options.engine_options,
                     )
-                    jobs.put_nowait(session.submit(request, position))
+                    jobs.put_nowait(session.submit(request, position, transform))
                     position += 1
                 if position == 0:
                     raise InvalidTextError("no text to speak")

@@ -1,0 +1,67 @@
+"""The aiohttp application and its HTTP server, beside the Wyoming server."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.config import Config
+from wyoming_polytts.errors import ConfigError
+from wyoming_polytts.pool import EnginePool
+
+from .middleware import Cors, Middleware, auth_middleware, error_middleware
+from .routes import ROUTES
+from .settings import ShimSettings
+from .state import CATALOG, POOL, RESOLVER, SETTINGS, STARTED
+from .voices import VoiceResolver
+
+_LOGGER = logging.getLogger(__name__)
+
+_SHUTDOWN_TIMEOUT = 5.0
+"""Seconds open responses get to finish when the server stops."""
+
+
+def create_app(pool: EnginePool, catalog: Catalog, settings: ShimSettings) -> web.Application:
+    """The OpenAI-compatible API on ``pool`` and ``catalog``."""
+    middlewares: list[Middleware] = [error_middleware]
+    cors = Cors(settings.cors_origins) if settings.cors_origins else None
+    if cors is not None:
+        middlewares.append(cors.preflight)
+    if settings.api_keys:
+        middlewares.append(auth_middleware(settings.api_keys))
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    app[POOL] = pool
+    app[CATALOG] = catalog
+    app[SETTINGS] = settings
+    app[RESOLVER] = VoiceResolver(catalog, pool.engines, settings.voice_aliases)
+    app[STARTED] = int(time.time())
+    if cors is not None:
+        app.on_response_prepare.append(cors.add_headers)
+    app.router.add_routes(ROUTES)
+    return app
+
+
+async def start_http(pool: EnginePool, catalog: Catalog, config: Config) -> web.AppRunner:
+    """Serve the API where ``openai.host``/``openai.port`` say; the caller cleans up the runner.
+
+    Handlers are cancelled when their client disconnects, which cancels their synthesis.
+    """
+    settings = config.settings.openai
+    app = create_app(pool, catalog, ShimSettings.from_config(config))
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as err:
+        await runner.cleanup()
+        raise ConfigError(
+            f"openai: cannot listen on {settings.host}:{settings.port} ({err.strerror})"
+        ) from err
+    _LOGGER.info("OpenAI-compatible API on http://%s:%s/v1", settings.host, settings.port)
+    if not settings.api_keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        _LOGGER.warning("The OpenAI API listens on %s without API keys", settings.host)
+    return runner

@@ -1,0 +1,112 @@
+"""Request middleware: errors as OpenAI JSON, optional API keys, optional CORS."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
+
+from wyoming_polytts.errors import PolyttsError
+
+from .errors import ApiError
+
+_LOGGER = logging.getLogger(__name__)
+
+_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+"""OpenAI-style codes for aiohttp's own HTTP errors."""
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure before the response starts with OpenAI's error JSON."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return err.response()
+    except PolyttsError as err:
+        _LOGGER.info("Request failed (%s): %s", err.code, err)
+        return ApiError.from_polytts(err).response()
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        message = err.text or err.reason
+        return ApiError(err.status, message, code=_CODES.get(err.status)).response()
+    except Exception as err:  # a bug must still reach the client as an OpenAI error
+        _LOGGER.exception("Unexpected error on %s %s", request.method, request.path)
+        return ApiError(500, f"internal error: {type(err).__name__}: {err}").response()
+
+
+def auth_middleware(api_keys: tuple[str, ...]) -> Middleware:
+    """Require ``Authorization: Bearer <key>`` on requests that synthesize (POST).
+
+    Listings and health stay open: they reveal only voice and engine names, and
+    some clients (Open WebUI) fetch voices without a key.
+    """
+    keys = [key.encode() for key in api_keys]
+
+    @web.middleware
+    async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == hdrs.METH_POST and not _authorized(request, keys):
+            raise ApiError(
+                401,
+                "missing or incorrect API key; send it as 'Authorization: Bearer <key>'",
+                code="invalid_api_key",
+            )
+        return await handler(request)
+
+    return check_key
+
+
+def _authorized(request: web.Request, keys: list[bytes]) -> bool:
+    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    matched = False
+    for key in keys:  # compare with every key, in constant time each
+        matched |= hmac.compare_digest(given, key)
+    return matched
+
+
+class Cors:
+    """CORS for the configured origins: preflight answers and headers on every response."""
+
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self._any = "*" in origins
+        self._origins = frozenset(origins)
+
+    def allowed(self, request: web.Request) -> str | None:
+        """The value of ``Access-Control-Allow-Origin`` for this request, if any."""
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is None:
+            return None
+        if self._any:
+            return "*"
+        return origin if origin in self._origins else None
+
+    @web.middleware
+    async def preflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Answer a preflight (before any API key check, as browsers send none)."""
+        if (
+            request.method == hdrs.METH_OPTIONS
+            and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+            and self.allowed(request)
+        ):
+            requested = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+            return web.Response(
+                status=204,
+                headers={
+                    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+                    hdrs.ACCESS_CONTROL_ALLOW_HEADERS: requested or "Authorization, Content-Type",
+                    hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+                },
+            )
+        return await handler(request)
+
+    async def add_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``on_response_prepare`` hook: runs before the headers of any response leave."""
+        origin = self.allowed(request)
+        if origin is not None:
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            if origin != "*":
+                response.headers.add(hdrs.VARY, hdrs.ORIGIN)

@@ -1,0 +1,64 @@
+"""The listing endpoints and the route table.
+
+``GET /v1/audio/voices`` and ``GET /v1/audio/models`` answer in the shapes Open
+WebUI reads (``{"voices": [{"id", "name"}]}``, ``{"models": [{"id"}]}``);
+``GET /v1/models`` in OpenAI's list format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from wyoming_polytts.const import PROGRAM_NAME
+from wyoming_polytts.pool import EngineState
+
+from .speech import create_speech
+from .state import CATALOG, POOL, RESOLVER, STARTED
+
+
+async def list_voices(request: web.Request) -> web.Response:
+    voices = [
+        {
+            "id": voice.name,
+            "name": voice.name,
+            "engine": voice.engine,
+            "languages": voice.info.languages,
+            "description": voice.info.description,
+            "installed": voice.info.installed,
+        }
+        for voice in request.app[CATALOG].voices()
+    ]
+    return web.json_response({"voices": voices})
+
+
+async def list_audio_models(request: web.Request) -> web.Response:
+    models = [{"id": model} for model in request.app[RESOLVER].model_ids()]
+    return web.json_response({"models": models})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    created = request.app[STARTED]
+    models = [
+        {"id": model, "object": "model", "created": created, "owned_by": PROGRAM_NAME}
+        for model in request.app[RESOLVER].model_ids()
+    ]
+    return web.json_response({"object": "list", "data": models})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Every engine's state (unloaded, loading, loaded, failed) and load."""
+    pool = request.app[POOL]
+    engines = {name: dataclasses.asdict(pool.status(name)) for name in pool.engines}
+    failed = any(status["state"] is EngineState.FAILED for status in engines.values())
+    return web.json_response({"status": "degraded" if failed else "ok", "engines": engines})
+
+
+ROUTES = [
+    web.post("/v1/audio/speech", create_speech),
+    web.get("/v1/audio/voices", list_voices),
+    web.get("/v1/audio/models", list_audio_models),
+    web.get("/v1/models", list_models),
+    web.get("/health", health),
+]

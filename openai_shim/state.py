@@ -1,0 +1,18 @@
+"""Typed keys of what the application shares with its handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.pool import EnginePool
+
+from .settings import ShimSettings
+from .voices import VoiceResolver
+
+POOL = web.AppKey("pool", EnginePool)
+CATALOG = web.AppKey("catalog", Catalog)
+SETTINGS = web.AppKey("settings", ShimSettings)
+RESOLVER = web.AppKey("resolver", VoiceResolver)
+STARTED = web.AppKey("started", int)
+"""Unix time the app was created: the ``created`` of every model entry."""
