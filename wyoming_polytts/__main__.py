@@ -12,12 +12,20 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .addon_options import load_options_file
 from .config import Config, load_config
 from .const import EXIT_CONFIG_ERROR
 from .errors import ConfigError
 from .server import serve
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def _zeroconf_env(value: str) -> str | None:
+    """POLYTTS_ZEROCONF: empty or 0/false is off, 1/true is on, anything else a name."""
+    if value.lower() in ("", "0", "false", "no"):
+        return None
+    return "" if value.lower() in ("1", "true", "yes") else value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,8 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        default=env("POLYTTS_CONFIG"),
+        default=env("POLYTTS_CONFIG") or None,
         help="YAML config file (env POLYTTS_CONFIG); without it, the defaults",
+    )
+    parser.add_argument(
+        "--options-file",
+        type=Path,
+        default=env("POLYTTS_OPTIONS_FILE") or None,
+        help="Home Assistant add-on options (/data/options.json) instead of --config "
+        "(env POLYTTS_OPTIONS_FILE)",
     )
     parser.add_argument(
         "--uri", default=env("POLYTTS_URI"), help="Wyoming URI, e.g. tcp://0.0.0.0:10200"
@@ -39,9 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         "--zeroconf",
         nargs="?",
         const="",
-        default=env("POLYTTS_ZEROCONF"),
+        default=_zeroconf_env(env("POLYTTS_ZEROCONF", "")),
         metavar="NAME",
-        help="announce over mDNS, optionally under NAME (env POLYTTS_ZEROCONF)",
+        help="announce over mDNS, optionally under NAME (env POLYTTS_ZEROCONF=1 or =NAME)",
     )
     parser.add_argument(
         "--debug",
@@ -54,7 +69,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure(args: argparse.Namespace) -> Config:
-    config = load_config(args.config)
+    if args.options_file is not None:
+        if args.config is not None:
+            raise ConfigError("--config and --options-file exclude each other; give one")
+        config = load_options_file(args.options_file)
+    else:
+        config = load_config(args.config)
     wyoming = config.settings.wyoming
     if args.uri:
         wyoming.uri = args.uri
@@ -91,6 +111,10 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    if sys.argv[1:2] == ["voices"]:
+        from .voices_cli import main as voices_main
+
+        sys.exit(voices_main(sys.argv[2:]))
     sys.exit(asyncio.run(main()))
 
 

@@ -1,0 +1,155 @@
+"""The images (GPU Dockerfile, add-on Dockerfile), the compose file and the linters.
+
+No Docker engine runs here, so nothing is built: hadolint checks both
+Dockerfiles, shellcheck every script of the add-on, and the files are checked
+against the configuration they serve.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any, get_args
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from wyoming_polytts.__main__ import _parser
+from wyoming_polytts.addon_options import OPENAI_PORT, AddonEngine
+from wyoming_polytts.config import load_config
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addon"
+DOCKERFILES = [REPO / "Dockerfile", ADDON / "Dockerfile"]
+SCRIPTS = sorted(
+    path
+    for path in (ADDON / "rootfs").rglob("*")
+    if path.is_file() and path.read_bytes().startswith(b"#!")
+)
+
+
+def _tool(name: str) -> str:
+    """A linter installed by the test extra, next to this Python or on PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.is_file() else shutil.which(name)
+    assert found, f"{name} is missing: install the test extra (pip install -e '.[test]')"
+    return found
+
+
+# --- linters -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_hadolint(dockerfile: Path) -> None:
+    result = subprocess.run(
+        [_tool("hadolint"), str(dockerfile)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_every_script() -> None:
+    assert len(SCRIPTS) >= 3
+    result = subprocess.run(
+        [_tool("shellcheck"), *map(str, SCRIPTS)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- images and compose --------------------------------------------------------
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text(encoding="utf-8"))
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def _pyproject_extras() -> set[str]:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return set(data["project"]["optional-dependencies"])
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_images_install_the_source_and_check_health(dockerfile: Path) -> None:
+    instructions = _instructions(dockerfile)
+    runs = " ".join(args for kind, args in instructions if kind == "RUN")
+    assert re.search(r"pip install ['\"]\.", runs), "the image must install this source"
+    checks = [args for kind, args in instructions if kind == "HEALTHCHECK"]
+    assert len(checks) == 1 and "wyoming_polytts.healthcheck" in checks[0]
+
+
+def test_addon_image_installs_the_addon_engines() -> None:
+    runs = " ".join(args for kind, args in _instructions(ADDON / "Dockerfile") if kind == "RUN")
+    extras = re.search(r"pip install '\.\[([a-z_,]+)\]'", runs)
+    assert extras, "expected pip install '.[extras]'"
+    assert extras[1].split(",") == list(get_args(AddonEngine))
+    assert set(get_args(AddonEngine)) <= _pyproject_extras()
+
+
+def test_gpu_image() -> None:
+    instructions = _instructions(REPO / "Dockerfile")
+    args = dict(a.split("=", 1) for kind, a in instructions if kind == "ARG" and "=" in a)
+    assert "cuda" in args["CUDA_IMAGE"] and "runtime" in args["CUDA_IMAGE"]
+    assert set(args["EXTRAS"].split(",")) <= _pyproject_extras()
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert f"torch=={args['TORCH_VERSION']}" in makefile, "same torch as the Makefile"
+    assert f"TORCHAUDIO_VERSION := {args['TORCHAUDIO_VERSION']}" in makefile
+    runs = " ".join(a for kind, a in instructions if kind == "RUN")
+    # onnxruntime-gpu replaces the plain onnxruntime the extras pull in.
+    assert runs.index("pip uninstall -y onnxruntime") < runs.index('pip install "onnxruntime-gpu')
+    users = [a for kind, a in instructions if kind == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    volumes = [json.loads(a) for kind, a in instructions if kind == "VOLUME"]
+    exposed = {p for kind, a in instructions if kind == "EXPOSE" for p in a.split()}
+    config = load_config(REPO / "docker/config.yaml")
+    assert set(config.engine_options) == set(args["EXTRAS"].split(",")), "a section per engine"
+    assert volumes == [[str(config.cache_dir), str(config.voices_dir)]]
+    wyoming_port = urlparse(config.settings.wyoming.uri).port
+    assert exposed == {f"{wyoming_port}/tcp", f"{OPENAI_PORT}/tcp"}
+
+
+def test_build_context_keeps_what_the_images_copy() -> None:
+    ignored = {
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".git", ".venv"} <= ignored
+    needed = {"pyproject.toml", "README.md", "wyoming_polytts", "openai_shim", "docker", "addon"}
+    assert all((REPO / name).exists() for name in needed)
+    assert not any(fnmatch(name, pattern) for name in needed for pattern in ignored)
+
+
+def test_compose_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose: Any = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    (service,) = compose["services"].values()
+    assert service["build"] == "."
+    assert service["restart"] == "unless-stopped"
+    (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert {p.split(":")[-1] for p in service["ports"]} == {"10200", str(OPENAI_PORT)}
+    config = load_config(REPO / "docker/config.yaml")
+    targets = {volume.split(":")[1] for volume in service["volumes"]}
+    assert targets == {str(config.cache_dir), str(config.voices_dir)}
+    assert set(compose["volumes"]) == {volume.split(":")[0] for volume in service["volumes"]}
+    # The environment overrides are ones the CLI reads.
+    environment = service["environment"]
+    assert set(environment) <= {"POLYTTS_CONFIG", "POLYTTS_URI", "POLYTTS_DEBUG"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = _parser().parse_args([])
+    assert args.config == Path(environment["POLYTTS_CONFIG"])
+    assert args.uri == environment["POLYTTS_URI"]
+    assert args.debug is False
