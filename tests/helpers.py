@@ -46,9 +46,15 @@ class ServerProcess:
         self.uri = f"tcp://127.0.0.1:{self.port}"
         data = {"cache_dir": str(tmp / "cache"), "voices_dir": str(tmp / "voices")}
         data.update(config or {})
+        openai = {"host": "127.0.0.1", "port": free_port(), **data.get("openai", {})}
+        data["openai"] = openai
+        self.http_port: int = openai["port"]
+        """Port of the OpenAI-compatible API (a free one unless the config names one)."""
         self.config = data
         self.config_path = tmp / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        self.source_args = ["--config", str(self.config_path)]
+        """Where the server reads its configuration (an add-on test gives --options-file)."""
         self.log_path = tmp / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -59,8 +65,7 @@ class ServerProcess:
                 sys.executable,
                 "-m",
                 "wyoming_polytts",
-                "--config",
-                str(self.config_path),
+                *self.source_args,
                 "--uri",
                 self.uri,
                 *(extra_args or []),
@@ -80,10 +85,16 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()}")
             if "Ready:" in self.log():
+                # The OpenAI API starts listening before the Wyoming server.
                 with socket.create_connection(("127.0.0.1", self.port), timeout=5):
                     return
             time.sleep(0.1)
         raise TimeoutError(f"server not ready: {self.log()}")
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of the OpenAI-compatible API, as the openai SDK takes it."""
+        return f"http://127.0.0.1:{self.http_port}/v1"
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")

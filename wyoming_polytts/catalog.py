@@ -49,11 +49,7 @@ class Catalog:
             except Exception:  # one broken engine must not hide the others' voices
                 _LOGGER.exception("Engine %s failed to list its voices", name)
                 continue
-            status = self._pool.status(name)
-            if status.state is EngineState.FAILED:
-                reason = f"engine '{name}' failed to load: {status.error}"
-                infos = [replace(info, installed=False, reason=reason) for info in infos]
-            entries.extend((name, info) for info in infos)
+            entries.extend((name, info) for info in self._mark_failed(name, infos))
         counts = Counter(info.id for _, info in entries)
         return [
             CatalogVoice(info.id if counts[info.id] == 1 else f"{engine}:{info.id}", engine, info)
@@ -71,6 +67,8 @@ class Catalog:
         if match is None:
             match = next((v for v in voices if v.info.id == wanted), None)
         if match is None:
+            match = self._dynamic(wanted)
+        if match is None:
             known = ", ".join(v.name for v in voices[:10])
             more = " ..." if len(voices) > 10 else ""
             raise VoiceNotFoundError(f"unknown voice '{wanted}'; available: {known}{more}")
@@ -79,3 +77,19 @@ class Catalog:
                 f"voice '{match.name}' cannot be used: {match.info.reason or 'not installed'}"
             )
         return match
+
+    def _dynamic(self, wanted: str) -> CatalogVoice | None:
+        """A voice an engine builds from its name (e.g. a blend), bare or ``engine:`` qualified."""
+        for name, engine in self._pool.engines.items():
+            info = engine.dynamic_voice(wanted.removeprefix(f"{name}:"))
+            if info is not None:
+                return CatalogVoice(wanted, name, self._mark_failed(name, [info])[0])
+        return None
+
+    def _mark_failed(self, name: str, infos: list[VoiceInfo]) -> list[VoiceInfo]:
+        """The voices of a failed engine marked as not installed, with the reason."""
+        status = self._pool.status(name)
+        if status.state is not EngineState.FAILED:
+            return infos
+        reason = f"engine '{name}' failed to load: {status.error}"
+        return [replace(info, installed=False, reason=reason) for info in infos]

@@ -80,6 +80,71 @@ class PoolSettings:
 
 
 @dataclass
+class OpenAISettings:
+    """The OpenAI-compatible HTTP front door (``openai_shim``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    """Address the HTTP server binds to; loopback unless API keys protect it."""
+
+    port: int = 8880
+    api_keys: list[str] = field(default_factory=list)
+    """Bearer keys accepted for synthesis; empty leaves the API open."""
+
+    max_input_chars: int = 4096
+    """Longest ``input`` of one speech request."""
+
+    voice_aliases: dict[str, str] = field(default_factory=dict)
+    """Voice name a client sends (e.g. OpenAI's ``alloy``) to a catalog voice.
+
+    OpenAI's own voice names that are not listed speak with ``default_voice``.
+    """
+
+    cors_origins: list[str] = field(default_factory=list)
+    """Browser origins allowed to call the API (``*`` for any); empty turns CORS off."""
+
+    max_body_bytes: int = 1_048_576
+    """Largest request body accepted; larger ones are refused with 413."""
+
+    def __post_init__(self) -> None:
+        _require_positive(
+            "openai", max_input_chars=self.max_input_chars, max_body_bytes=self.max_body_bytes
+        )
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"openai.port: expected a port from 1 to 65535, got {self.port}")
+
+
+@dataclass
+class VoiceLibrarySettings:
+    """Limits for cloned voices' reference recordings."""
+
+    sample_rate: int = 24_000
+    """Hertz reference recordings are stored at."""
+
+    min_seconds: float = 3.0
+    max_seconds: float = 30.0
+    """Bounds on the speech in a recording, after leading and trailing silence is trimmed."""
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    allow_url_voices: bool = False
+    """Let clients register a voice from an http(s) URL (never loopback or private hosts)."""
+
+    url_timeout: float = 20.0
+    """Seconds a URL download may take in total."""
+
+    def __post_init__(self) -> None:
+        _require_positive(
+            "voice_library",
+            sample_rate=self.sample_rate,
+            min_seconds=self.min_seconds,
+            max_upload_bytes=self.max_upload_bytes,
+            url_timeout=self.url_timeout,
+        )
+        if self.max_seconds < self.min_seconds:
+            raise ConfigError("voice_library.max_seconds: expected at least min_seconds")
+
+
+@dataclass
 class Settings:
     """The whole configuration file."""
 
@@ -92,6 +157,8 @@ class Settings:
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     text: TextSettings = field(default_factory=TextSettings)
     pool: PoolSettings = field(default_factory=PoolSettings)
+    voice_library: VoiceLibrarySettings = field(default_factory=VoiceLibrarySettings)
+    openai: OpenAISettings = field(default_factory=OpenAISettings)
     engines: dict[str, dict[str, Any] | None] = field(default_factory=lambda: {"piper": {}})
     """Engine name to its options; each engine checks its own section."""
 

@@ -33,6 +33,27 @@ class InvalidRequestError(PolyttsError):
     http_status = 400
 
 
+class InvalidAudioError(PolyttsError):
+    """Uploaded reference audio is unreadable, silent, too short or too long."""
+
+    code = "invalid-audio"
+    http_status = 400
+
+
+class PayloadTooLargeError(PolyttsError):
+    """A request body or uploaded file is over its configured limit."""
+
+    code = "payload-too-large"
+    http_status = 413
+
+
+class VoiceExistsError(PolyttsError):
+    """A voice with that name is already in the library."""
+
+    code = "voice-exists"
+    http_status = 409
+
+
 class ServerBusyError(PolyttsError):
     """The engine's queue is full; the client may retry later."""
 

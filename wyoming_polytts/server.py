@@ -1,4 +1,4 @@
-"""Process assembly: engines, pool and catalog behind the Wyoming server."""
+"""Process assembly: engines, pool and catalog behind the Wyoming and OpenAI servers."""
 
 from __future__ import annotations
 
@@ -9,23 +9,40 @@ from urllib.parse import urlparse
 
 from wyoming.server import AsyncServer
 
+from openai_shim import start_http
+
 from .catalog import Catalog
 from .config import Config
 from .engines import create_engines
 from .engines.base import EngineContext
 from .handler import HandlerSettings, TtsEventHandler
 from .pool import EnginePool
+from .reference_audio import AudioLimits
+from .voice_library import VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
 
 
-def build_pool(config: Config) -> EnginePool:
+def build_library(config: Config) -> VoiceLibrary:
+    """The voice library in the configured voices folder."""
+    settings = config.settings.voice_library
+    limits = AudioLimits(
+        rate=settings.sample_rate,
+        min_seconds=settings.min_seconds,
+        max_seconds=settings.max_seconds,
+        max_bytes=settings.max_upload_bytes,
+    )
+    return VoiceLibrary(config.voices_dir, limits)
+
+
+def build_pool(config: Config, library: VoiceLibrary) -> EnginePool:
     """Create every enabled engine (not loaded yet) inside a pool."""
     context = EngineContext(
         cache_dir=config.cache_dir,
         voices_dir=config.voices_dir,
         threads=config.threads,
         base_dir=config.base_dir,
+        reference_voices=library,
     )
     engines = create_engines(config.engine_options, context)
     return EnginePool(engines, config.settings.pool.queue_size)
@@ -34,7 +51,9 @@ def build_pool(config: Config) -> EnginePool:
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set; engines load in the background meanwhile."""
     settings = config.settings
-    pool = build_pool(config)
+    library = build_library(config)
+    library.cleanup()
+    pool = build_pool(config, library)
     catalog = Catalog(pool, settings.default_voice)
     handler_settings = HandlerSettings(
         max_chars=settings.text.max_chars,
@@ -42,6 +61,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         samples_per_chunk=settings.wyoming.samples_per_chunk,
         lookahead=settings.pool.lookahead,
     )
+    http = await start_http(pool, catalog, config) if settings.openai.enabled else None
     server = AsyncServer.from_uri(settings.wyoming.uri)
     await server.start(partial(TtsEventHandler, catalog, pool, handler_settings))
     _LOGGER.info("Wyoming server listening on %s", settings.wyoming.uri)
@@ -53,6 +73,8 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     finally:
         _LOGGER.info("Stopping")
         loading.cancel()
+        if http is not None:
+            await http.cleanup()
         await server.stop()
         await pool.close()
 

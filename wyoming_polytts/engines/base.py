@@ -187,6 +187,15 @@ class Engine(ABC):
         read small metadata files but never loads weights.
         """
 
+    def dynamic_voice(self, name: str) -> VoiceInfo | None:
+        """A voice not in :meth:`voices` that the engine builds from its name, or None.
+
+        For names written in an engine's own syntax (Kokoro's blends such as
+        ``af_bella(2)+af_sky``). May raise :class:`VoiceNotFoundError` to explain
+        why such a name is wrong. Called on the event loop, so it must be cheap.
+        """
+        return None
+
     @abstractmethod
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         """Yield mono int16 PCM at the voice's sample rate, each piece as soon as it exists.
