@@ -11,11 +11,12 @@ from wyoming_polytts.catalog import Catalog
 from wyoming_polytts.config import Config
 from wyoming_polytts.errors import ConfigError
 from wyoming_polytts.pool import EnginePool
+from wyoming_polytts.voice_library import VoiceLibrary
 
 from .middleware import Cors, Middleware, auth_middleware, error_middleware
 from .routes import ROUTES
 from .settings import ShimSettings
-from .state import CATALOG, POOL, RESOLVER, SETTINGS, STARTED
+from .state import CATALOG, LIBRARY, POOL, RESOLVER, SETTINGS, STARTED
 from .voices import VoiceResolver
 
 _LOGGER = logging.getLogger(__name__)
@@ -24,8 +25,10 @@ _SHUTDOWN_TIMEOUT = 5.0
 """Seconds open responses get to finish when the server stops."""
 
 
-def create_app(pool: EnginePool, catalog: Catalog, settings: ShimSettings) -> web.Application:
-    """The OpenAI-compatible API on ``pool`` and ``catalog``."""
+def create_app(
+    pool: EnginePool, catalog: Catalog, library: VoiceLibrary, settings: ShimSettings
+) -> web.Application:
+    """The OpenAI-compatible API on ``pool``, ``catalog`` and the voice ``library``."""
     middlewares: list[Middleware] = [error_middleware]
     cors = Cors(settings.cors_origins) if settings.cors_origins else None
     if cors is not None:
@@ -35,6 +38,7 @@ def create_app(pool: EnginePool, catalog: Catalog, settings: ShimSettings) -> we
     app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
     app[POOL] = pool
     app[CATALOG] = catalog
+    app[LIBRARY] = library
     app[SETTINGS] = settings
     app[RESOLVER] = VoiceResolver(catalog, pool.engines, settings.voice_aliases)
     app[STARTED] = int(time.time())
@@ -44,13 +48,15 @@ def create_app(pool: EnginePool, catalog: Catalog, settings: ShimSettings) -> we
     return app
 
 
-async def start_http(pool: EnginePool, catalog: Catalog, config: Config) -> web.AppRunner:
+async def start_http(
+    pool: EnginePool, catalog: Catalog, library: VoiceLibrary, config: Config
+) -> web.AppRunner:
     """Serve the API where ``openai.host``/``openai.port`` say; the caller cleans up the runner.
 
     Handlers are cancelled when their client disconnects, which cancels their synthesis.
     """
     settings = config.settings.openai
-    app = create_app(pool, catalog, ShimSettings.from_config(config))
+    app = create_app(pool, catalog, library, ShimSettings.from_config(config))
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)

@@ -14,6 +14,8 @@ from .errors import ApiError
 
 _LOGGER = logging.getLogger(__name__)
 
+_READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
+
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 """OpenAI-style codes for aiohttp's own HTTP errors."""
 
@@ -39,16 +41,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def auth_middleware(api_keys: tuple[str, ...]) -> Middleware:
-    """Require ``Authorization: Bearer <key>`` on requests that synthesize (POST).
+    """Require ``Authorization: Bearer <key>`` on requests that synthesize or change voices.
 
-    Listings and health stay open: they reveal only voice and engine names, and
-    some clients (Open WebUI) fetch voices without a key.
+    Reading (listings, health) stays open: it reveals only voice and engine names,
+    and some clients (Open WebUI) fetch voices without a key.
     """
     keys = [key.encode() for key in api_keys]
 
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == hdrs.METH_POST and not _authorized(request, keys):
+        if request.method not in _READ_METHODS and not _authorized(request, keys):
             raise ApiError(
                 401,
                 "missing or incorrect API key; send it as 'Authorization: Bearer <key>'",
@@ -96,7 +98,7 @@ class Cors:
             return web.Response(
                 status=204,
                 headers={
-                    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, OPTIONS",
+                    hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, PATCH, DELETE, OPTIONS",
                     hdrs.ACCESS_CONTROL_ALLOW_HEADERS: requested or "Authorization, Content-Type",
                     hdrs.ACCESS_CONTROL_MAX_AGE: "600",
                 },

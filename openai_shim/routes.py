@@ -14,6 +14,7 @@ from aiohttp import web
 from wyoming_polytts.const import PROGRAM_NAME
 from wyoming_polytts.pool import EngineState
 
+from .library import create_voice, delete_voice, get_voice, update_voice
 from .speech import create_speech
 from .state import CATALOG, POOL, RESOLVER, STARTED
 
@@ -58,6 +59,10 @@ async def health(request: web.Request) -> web.Response:
 ROUTES = [
     web.post("/v1/audio/speech", create_speech),
     web.get("/v1/audio/voices", list_voices),
+    web.post("/v1/audio/voices", create_voice),
+    web.get("/v1/audio/voices/{voice_id}", get_voice),
+    web.patch("/v1/audio/voices/{voice_id}", update_voice),
+    web.delete("/v1/audio/voices/{voice_id}", delete_voice),
     web.get("/v1/audio/models", list_audio_models),
     web.get("/v1/models", list_models),
     web.get("/health", health),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wyoming_polytts.config import Config
+from wyoming_polytts.config import Config, VoiceLibrarySettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class ShimSettings:
     lookahead: int
     """Sentences synthesized ahead of the one being sent."""
 
+    voice_library: VoiceLibrarySettings
+
     @classmethod
     def from_config(cls, config: Config) -> ShimSettings:
         settings = config.settings
@@ -39,4 +41,5 @@ class ShimSettings:
             max_body_bytes=openai.max_body_bytes,
             max_sentence_chars=settings.text.max_sentence_chars,
             lookahead=settings.pool.lookahead,
+            voice_library=settings.voice_library,
         )

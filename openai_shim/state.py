@@ -6,12 +6,14 @@ from aiohttp import web
 
 from wyoming_polytts.catalog import Catalog
 from wyoming_polytts.pool import EnginePool
+from wyoming_polytts.voice_library import VoiceLibrary
 
 from .settings import ShimSettings
 from .voices import VoiceResolver
 
 POOL = web.AppKey("pool", EnginePool)
 CATALOG = web.AppKey("catalog", Catalog)
+LIBRARY = web.AppKey("library", VoiceLibrary)
 SETTINGS = web.AppKey("settings", ShimSettings)
 RESOLVER = web.AppKey("resolver", VoiceResolver)
 STARTED = web.AppKey("started", int)

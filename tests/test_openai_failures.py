@@ -17,12 +17,15 @@ from aiohttp import web
 
 from openai_shim import ShimSettings, create_app
 from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.config import VoiceLibrarySettings
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
 from wyoming_polytts.pool import EnginePool
+from wyoming_polytts.voice_library import VoiceLibrary
 
 from .helpers import free_port
+from .test_voice_library import LIMITS
 
 
 class _FailingPiper(PiperEngine):
@@ -47,8 +50,10 @@ async def url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
         max_body_bytes=1 << 20,
         max_sentence_chars=300,
         lookahead=2,
+        voice_library=VoiceLibrarySettings(),
     )
-    runner = web.AppRunner(create_app(pool, Catalog(pool, DEFAULT_VOICE), settings))
+    library = VoiceLibrary(tmp / "voices", LIMITS)
+    runner = web.AppRunner(create_app(pool, Catalog(pool, DEFAULT_VOICE), library, settings))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
