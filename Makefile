@@ -4,8 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch comes first, pinned, so nothing pulls a CUDA build (see README).
 TORCH := torch==2.13.0
+# torchaudio's wheels are CUDA-linked: tools/cpu_torchaudio.py installs this
+# release without its native libraries beside CPU torch (README "XTTS-v2").
+TORCHAUDIO_VERSION := 2.11.0
 
-.PHONY: run test lint check bench clean
+.PHONY: run test lint check bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +18,10 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[piper]'
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[piper,test]'
+$(VENV)/.test-installed: pyproject.toml tools/cpu_torchaudio.py | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH) numpy
+	$(BIN)/python tools/cpu_torchaudio.py --version $(TORCHAUDIO_VERSION)
+	$(BIN)/pip install --quiet -e '.[piper,kokoro,test,bench,xtts]' $(TORCH) torchaudio==$(TORCHAUDIO_VERSION)
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -29,6 +34,18 @@ lint: $(VENV)/.test-installed
 
 test: lint
 	$(BIN)/pytest
+
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[piper,bench]'
+	touch $@
+
+# Benchmarks (README "Benchmarks"): results into bench/results/. Options go in
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="--config my.yaml --set pool.threads=1".
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.bench-installed
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -8,9 +8,9 @@ is yielded strictly in order.
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np

