@@ -161,3 +161,13 @@ async def test_disconnect_cancels_orphaned_work(server: ServerProcess) -> None:
     assert next_time < full_time / 2, (
         f"next request took {next_time:.2f}s; the orphaned request alone takes {full_time:.2f}s"
     )
+
+
+async def test_text_with_nothing_audible_still_ends(server: ServerProcess) -> None:
+    async with AsyncTcpClient("127.0.0.1", server.port) as client:
+        speech = await synthesize(client, "... !!! ...")
+        assert not speech.errors
+        assert [e.type for e in speech.events][-1] == "audio-stop"
+        assert len(speech.starts) == 1
+        good = await synthesize(client, SENTENCE)
+        assert not good.errors

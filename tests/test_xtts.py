@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
-from wyoming_polytts.engines.base import EngineContext, ReferenceVoice, SynthesisRequest
+from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.xtts import XttsEngine
 from wyoming_polytts.engines.xtts_conditioning import CACHE_FILE
 from wyoming_polytts.engines.xtts_options import XttsOptions
@@ -27,8 +28,10 @@ from wyoming_polytts.errors import (
     VoiceNotFoundError,
 )
 from wyoming_polytts.language import LanguageDetector, locale_style, match_language
+from wyoming_polytts.voice_library import VoiceLibrary
 
 from .helpers import ServerProcess, Speech, describe, read_until, synthesize
+from .test_voice_library import LIMITS
 from .xtts_fixture import SPEAKERS, build_tiny_xtts, reference_audio
 
 RATE = 24000
@@ -43,33 +46,14 @@ ENGLISH = "Good morning, the front door is locked and the lights are off."
 TINY_SETTINGS = {"max_new_tokens": 6, "stream_chunk_size": 3, "language_detection": "fast"}
 
 
-class FolderVoices:
-    """A minimal voice library: one folder per voice holding reference.wav."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def add(self, name: str, pitch: float, languages: list[str], seconds: float = 3.0) -> Path:
-        folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "languages").write_text(" ".join(languages), encoding="utf-8")
-        return reference_audio(folder / "reference.wav", pitch, seconds)
-
-    def for_engine(self, engine: str) -> list[ReferenceVoice]:
-        if not self.root.is_dir():
-            return []
-        return [
-            ReferenceVoice(
-                id=folder.name,
-                audio_path=folder / "reference.wav",
-                transcript=None,
-                languages=(folder / "languages").read_text(encoding="utf-8").split(),
-                description=f"Test voice {folder.name}",
-                cache_dir=folder / "cache",
-            )
-            for folder in sorted(self.root.iterdir())
-            if (folder / "reference.wav").is_file()
-        ]
+def hand_made_voice(
+    library: VoiceLibrary, name: str, pitch: float, languages: list[str], seconds: float = 3.0
+) -> Path:
+    """A voice made by hand: a folder with a recording and a voice.yaml."""
+    folder = library.root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "voice.yaml").write_text(yaml.safe_dump({"languages": languages}), encoding="utf-8")
+    return reference_audio(folder / "reference.wav", pitch, seconds)
 
 
 @pytest.fixture(scope="session")
@@ -77,26 +61,26 @@ def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
 
 
-def _context(tmp: Path, library: FolderVoices | None = None) -> EngineContext:
+def _context(tmp: Path, library: VoiceLibrary | None = None) -> EngineContext:
     return EngineContext(
         cache_dir=tmp / "cache",
         voices_dir=tmp / "voices",
         threads=2,
         base_dir=tmp,
-        reference_voices=library or FolderVoices(tmp / "voices"),
+        reference_voices=library or VoiceLibrary(tmp / "voices", LIMITS),
     )
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> FolderVoices:
-    voices = FolderVoices(tmp_path_factory.mktemp("library"))
-    voices.add("grandma", 180.0, ["de_DE"])
-    voices.add("blip", 200.0, [], seconds=0.5)
+def library(tmp_path_factory: pytest.TempPathFactory) -> VoiceLibrary:
+    voices = VoiceLibrary(tmp_path_factory.mktemp("library"), LIMITS)
+    hand_made_voice(voices, "grandma", 180.0, ["de_DE"])
+    hand_made_voice(voices, "blip", 200.0, [], seconds=0.5)
     return voices
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_xtts: Path, library: FolderVoices, tmp_path_factory) -> Iterator[XttsEngine]:
+def engine(tiny_xtts: Path, library: VoiceLibrary, tmp_path_factory) -> Iterator[XttsEngine]:
     options = XttsOptions(checkpoint_dir=str(tiny_xtts), device="cpu", **TINY_SETTINGS)
     xtts = XttsEngine(options, _context(tmp_path_factory.mktemp("engine"), library))
     xtts.load()
@@ -176,10 +160,10 @@ def _computations(caplog: pytest.LogCaptureFixture) -> int:
 
 
 def test_conditioning_computed_once_per_voice(
-    engine: XttsEngine, library: FolderVoices, caplog: pytest.LogCaptureFixture
+    engine: XttsEngine, library: VoiceLibrary, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "wyoming_polytts.engines.xtts_conditioning")
-    cache_file = library.root / "grandma" / "cache" / CACHE_FILE
+    cache_file = library.root / "grandma" / "cache" / "xtts" / CACHE_FILE
 
     _assert_audio(_first_piece(engine, "Hallo.", "grandma"))
     assert _computations(caplog) == 1
@@ -194,7 +178,7 @@ def test_conditioning_computed_once_per_voice(
     assert _computations(caplog) == 1, "the disk cache was not used after reloading"
     assert cache_file.stat().st_mtime_ns == written
 
-    library.add("grandma", 260.0, ["de_DE"])  # a new recording for the same voice
+    hand_made_voice(library, "grandma", 260.0, ["de_DE"])  # a new recording, same voice
     _assert_audio(_first_piece(engine, "Hallo.", "grandma"))
     assert _computations(caplog) == 2, "changed reference audio was not noticed"
     assert cache_file.stat().st_mtime_ns != written

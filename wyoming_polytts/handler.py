@@ -195,6 +195,7 @@ class TtsEventHandler(AsyncEventHandler):
         """audio-start, the chunks, audio-stop: one format for the whole request."""
         rate = voice.info.sample_rate
         step = self._settings.samples_per_chunk
+        audio_start = AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event()
         started = False
         try:
             async with aclosing(
@@ -202,9 +203,7 @@ class TtsEventHandler(AsyncEventHandler):
             ) as pcm:
                 async for piece in pcm:
                     if not started:
-                        await self.write_event(
-                            AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event()
-                        )
+                        await self.write_event(audio_start)
                         started = True
                     for i in range(0, len(piece), step):
                         chunk = AudioChunk(
@@ -216,8 +215,11 @@ class TtsEventHandler(AsyncEventHandler):
                         await self.write_event(chunk.event())
         except PolyttsError as err:
             await self._send_error(err)
-        if started:
-            await self.write_event(AudioStop().event())
+            if not started:
+                return
+        if not started:  # nothing audible (e.g. only punctuation): still a whole answer
+            await self.write_event(audio_start)
+        await self.write_event(AudioStop().event())
 
     async def _send_error(self, err: PolyttsError) -> None:
         _LOGGER.info("Request failed (%s): %s", err.code, err)
