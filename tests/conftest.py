@@ -63,3 +63,11 @@ def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(tmp_path_factory.mktemp("reference")) / "reference.wav"
     soundfile.write(path, np.concatenate([silence, speech, silence]), rate)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random XTTS checkpoint folder (see tests/xtts_fixture.py), built once per run."""
+    from .xtts_fixture import build_tiny_xtts
+
+    return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))

@@ -32,7 +32,7 @@ from wyoming_polytts.voice_library import VoiceLibrary
 
 from .helpers import ServerProcess, Speech, describe, read_until, synthesize
 from .test_voice_library import LIMITS
-from .xtts_fixture import SPEAKERS, build_tiny_xtts, reference_audio
+from .xtts_fixture import SPEAKERS, TINY_SETTINGS, engine_config, reference_audio
 
 RATE = 24000
 SENTENCE = "The quick brown fox jumps over the lazy dog."
@@ -42,8 +42,6 @@ TOO_LONG = (
 )
 GERMAN = "Guten Morgen, die Haustür ist abgeschlossen und das Licht ist aus."
 ENGLISH = "Good morning, the front door is locked and the lights are off."
-# Small enough for CI: six audio tokens per text piece, decoded three at a time.
-TINY_SETTINGS = {"max_new_tokens": 6, "stream_chunk_size": 3, "language_detection": "fast"}
 
 
 def hand_made_voice(
@@ -54,11 +52,6 @@ def hand_made_voice(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "voice.yaml").write_text(yaml.safe_dump({"languages": languages}), encoding="utf-8")
     return reference_audio(folder / "reference.wav", pitch, seconds)
-
-
-@pytest.fixture(scope="session")
-def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
 
 
 def _context(tmp: Path, library: VoiceLibrary | None = None) -> EngineContext:
@@ -250,7 +243,7 @@ def test_missing_weights_are_named(tmp_path: Path, monkeypatch, caplog) -> None:
 
 @pytest.fixture(scope="module")
 def server(tiny_xtts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    xtts = {"checkpoint_dir": str(tiny_xtts), "device": "cpu", **TINY_SETTINGS}
+    xtts = engine_config(tiny_xtts)
     config = {"default_voice": "Ana Florence", "engines": {"xtts": xtts}}
     process = ServerProcess(tmp_path_factory.mktemp("xtts-server"), config).start()
     yield process

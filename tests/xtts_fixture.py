@@ -19,6 +19,10 @@ import soundfile
 
 SPEAKERS = ("Ana Florence", "Andrew Chipper")
 
+TINY_SETTINGS = {"max_new_tokens": 6, "stream_chunk_size": 3, "language_detection": "fast"}
+"""Engine options that keep the tiny model fast in CI: six audio tokens per text piece,
+decoded three at a time."""
+
 MAX_TEXT_TOKENS = 60
 """The tiny GPT's text positions (the real model has 402): longer text makes the
 model's own length check fail, which tests use as a real mid-stream engine error."""
@@ -30,6 +34,11 @@ _CORPUS = [
     "la porte est fermée et la lumière est éteinte",
 ]
 _ALPHABET = list("abcdefghijklmnopqrstuvwxyzäöüßàâçéèêëîïôûùüÿœæ.,!?'-")
+
+
+def engine_config(checkpoint: Path) -> dict[str, object]:
+    """The ``engines.xtts`` config section that runs the tiny XTTS on the CPU."""
+    return {"checkpoint_dir": str(checkpoint), "device": "cpu", **TINY_SETTINGS}
 
 
 def reference_audio(path: Path, pitch: float, seconds: float = 3.0, rate: int = 16000) -> Path:
