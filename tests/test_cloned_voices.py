@@ -69,4 +69,11 @@ async def test_register_speak_through_both_doors_and_delete(
     async with AsyncTcpClient("127.0.0.1", server.port) as wyoming:
         gone = await synthesize(wyoming, SENTENCE, "grandpa")
         assert [e.code for e in gone.errors] == ["voice-not-found"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.patch(f"{server.base_url}/audio/voices/grandma", json={"languages": ["de"]}) as r,
+    ):
+        assert r.status == 200
+    voices = {v.name: v for v in (await describe(server.port)).tts[0].voices}
+    assert voices["grandma"].languages[0] == "de"
     client.audio.voices.delete("grandma")
