@@ -87,6 +87,13 @@ async def _load(pool: EnginePool, catalog: Catalog) -> None:
     _LOGGER.info("Ready: %s voices", len(catalog.voices()))
 
 
+def announced_host(uri: str) -> str | None:
+    """The address to announce for a listen URI; None lets zeroconf find this machine's
+    own address (a server listening on every interface is never announced as 0.0.0.0)."""
+    host = urlparse(uri).hostname
+    return None if host in (None, "", "0.0.0.0", "::") else host
+
+
 async def _announce(uri: str, name: str | None) -> None:
     """Advertise ``_wyoming._tcp`` with a real address of this machine."""
     from wyoming.zeroconf import HomeAssistantZeroconf
@@ -95,7 +102,7 @@ async def _announce(uri: str, name: str | None) -> None:
     if parsed.scheme != "tcp" or parsed.port is None:
         _LOGGER.warning("Zeroconf needs a tcp:// URI; not announcing %s", uri)
         return
-    host = parsed.hostname if parsed.hostname not in (None, "0.0.0.0", "::") else None
+    host = announced_host(uri)
     try:
         zeroconf = HomeAssistantZeroconf(port=parsed.port, name=name, host=host)
         await zeroconf.register_server()
