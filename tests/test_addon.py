@@ -78,6 +78,13 @@ def test_ports_are_declared_and_described(addon_config: dict[str, Any]) -> None:
     assert set(translations["network"]) == ports
 
 
+def test_ingress_opens_the_web_page_on_the_openai_port(addon_config: dict[str, Any]) -> None:
+    assert addon_config["ingress"] is True
+    assert addon_config["ingress_port"] == OPENAI_PORT
+    assert re.fullmatch(r"mdi:[a-z0-9-]+", addon_config["panel_icon"])
+    assert addon_config["panel_title"].strip()
+
+
 def test_folders_and_backups(addon_config: dict[str, Any]) -> None:
     maps = {entry["type"]: entry.get("read_only", True) for entry in addon_config["map"]}
     assert maps == {"share": False, "addon_config": False}

@@ -44,7 +44,7 @@ def test_default_options_map_to_piper_on_the_addon_folders() -> None:
         "cache_dir": MODELS_DIR,
         "voices_dir": "/config/voices",
         "wyoming": {"uri": "tcp://0.0.0.0:10200"},
-        "openai": {"enabled": False, "host": "0.0.0.0", "port": 8880, "api_keys": []},
+        "openai": {"enabled": True, "host": "0.0.0.0", "port": 8880, "api_keys": []},
         "engines": {
             "piper": {
                 "voices": ["en_US-joe-medium"],

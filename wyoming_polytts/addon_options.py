@@ -56,8 +56,8 @@ class AddonOptions:
     voices_dir: str = "/config/voices"
     """The voice library folder (cloned voices)."""
 
-    openai: bool = False
-    """Serve the OpenAI-compatible speech API on port 8880."""
+    openai: bool = True
+    """Serve the OpenAI-compatible speech API and the voices page on port 8880."""
 
     openai_api_key: str = ""
     """Key clients must send as a bearer token; empty means no key is needed."""
