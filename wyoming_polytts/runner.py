@@ -1,0 +1,235 @@
+"""One engine in the pool: its state, its worker threads and its queue of sentence jobs.
+
+Each engine gets its own worker threads (as many as its declared concurrency),
+a bound on the requests it accepts, and a priority queue of sentence jobs. Jobs
+are ordered by their sentence's position within its request, so every waiting
+request's first sentence is served before later sentences of others: with many
+clients, speech starts early for all of them. When it loads and unloads is
+decided by :mod:`.lifecycle`; the runner does the work and measures it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .engines.base import Engine, SynthesisRequest
+from .errors import EngineUnavailableError, PolyttsError, ServerBusyError, SynthesisError
+from .jobs import END, Job, Transform
+from .memory import LoadMeter, format_bytes, release_memory
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class EngineState(StrEnum):
+    """Lifecycle of an engine in the pool."""
+
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    LOADED = "loaded"
+    UNLOADING = "unloading"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot of one engine, for health reports and metrics."""
+
+    state: EngineState
+    error: str | None
+    """Why the last load failed or was refused (kept until a load succeeds)."""
+
+    progress: str | None
+    """What a loading engine is doing, as far as it reports (e.g. a download's share)."""
+
+    memory: int | None
+    """Bytes the engine holds when loaded: measured at its last load, else the
+    configured estimate; None when unknown."""
+
+    concurrency: int
+    running: int
+    """Sentence jobs being synthesized now."""
+
+    waiting: int
+    """Sentence jobs queued."""
+
+    requests: int
+    """Requests admitted (running, queued or between sentences)."""
+
+
+class EngineRunner:
+    """Loads and unloads one engine and schedules its sentence jobs onto its worker threads."""
+
+    def __init__(self, name: str, engine: Engine, queue_size: int) -> None:
+        self.name = name
+        self.engine = engine
+        self.state = EngineState.UNLOADED
+        self.error: str | None = None
+        self.memory: int | None = None
+        """Bytes measured at the last load (or reported by the engine)."""
+
+        self.last_used = time.monotonic()
+        """When a request last came or went, or the engine last loaded (monotonic clock)."""
+
+        self._queue_size = queue_size
+        self._executor = ThreadPoolExecutor(
+            max_workers=engine.concurrency, thread_name_prefix=f"polytts-{name}"
+        )
+        self._heap: list[Job] = []
+        self._running = 0
+        self._requests = 0
+        self._order = itertools.count()
+
+    def status(self, memory: int | None) -> EngineStatus:
+        """The engine's status; ``memory`` is its footprint as the lifecycle counts it."""
+        progress = self.engine.load_progress
+        return EngineStatus(
+            state=self.state,
+            error=self.error,
+            progress=str(progress) if progress and self.state is EngineState.LOADING else None,
+            memory=memory,
+            concurrency=self.engine.concurrency,
+            running=self._running,
+            waiting=self._waiting(),
+            requests=self._requests,
+        )
+
+    @property
+    def idle(self) -> bool:
+        """No request admitted and no job running or waiting: the engine may be unloaded."""
+        return self._requests == 0 and self._running == 0 and self._waiting() == 0
+
+    def _waiting(self) -> int:
+        return sum(1 for job in self._heap if not job.cancelled.is_set())
+
+    # --- loading ----------------------------------------------------------
+
+    async def load(self) -> None:
+        """Run ``engine.load()`` in a worker thread and measure what it added.
+
+        Raises :class:`EngineUnavailableError` (state failed) when the engine raised.
+        """
+        self.state = EngineState.LOADING
+        _LOGGER.info("Loading engine %s", self.name)
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            self.memory, source = await loop.run_in_executor(self._executor, self._load_now)
+        except Exception as err:  # any failure makes the engine unavailable, not the server
+            self.state = EngineState.FAILED
+            self.error = str(err) or type(err).__name__
+            _LOGGER.error("Engine %s failed to load: %s", self.name, self.error)
+            raise EngineUnavailableError(
+                f"engine '{self.name}' failed to load: {self.error}"
+            ) from err
+        finally:
+            self.engine.load_progress = None
+        self.state = EngineState.LOADED
+        self.error = None
+        self.last_used = time.monotonic()
+        _LOGGER.info(
+            "Engine %s loaded in %.1f s, holding %s (%s)",
+            self.name,
+            self.last_used - started,
+            format_bytes(self.memory),
+            source,
+        )
+
+    def _load_now(self) -> tuple[int | None, str]:
+        meter = LoadMeter()
+        self.engine.load()
+        reported = self.engine.memory_usage()
+        if reported is not None:
+            return reported, "reported by the engine"
+        return meter.added(), meter.source
+
+    async def unload(self, why: str) -> None:
+        """Unload in a worker thread and hand the memory back; the caller made sure it is idle."""
+        self.state = EngineState.UNLOADING
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._unload_now)
+        except Exception:  # the model is dropped either way; the next load starts afresh
+            _LOGGER.exception("Engine %s failed to unload cleanly", self.name)
+        finally:
+            self.state = EngineState.UNLOADED
+        _LOGGER.info("Unloaded engine %s (%s)", self.name, why)
+
+    def _unload_now(self) -> None:
+        try:
+            self.engine.unload()
+        finally:
+            release_memory()
+
+    # --- requests and jobs ------------------------------------------------
+
+    def admit(self) -> None:
+        """Count a new request in, or refuse it when the engine's queue is full."""
+        if self._requests >= self.engine.concurrency + self._queue_size:
+            raise ServerBusyError(
+                f"the server is busy: engine '{self.name}' already has "
+                f"{self._requests} requests in progress; try again shortly"
+            )
+        self._requests += 1
+        self.last_used = time.monotonic()
+
+    def release(self) -> None:
+        self._requests -= 1
+        self.last_used = time.monotonic()
+
+    def submit(
+        self, request: SynthesisRequest, position: int, transform: Transform | None = None
+    ) -> Job:
+        """Queue one sentence; ``position`` is its index within its request."""
+        job = Job(request, (position, next(self._order)), asyncio.get_running_loop(), transform)
+        heapq.heappush(self._heap, job)
+        self._dispatch()
+        return job
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._running < self.engine.concurrency and self._heap:
+            job = heapq.heappop(self._heap)
+            if job.cancelled.is_set():
+                continue
+            self._running += 1
+            future = loop.run_in_executor(self._executor, self._work, job)
+            future.add_done_callback(self._job_done)
+
+    def _job_done(self, _future: asyncio.Future[None]) -> None:
+        self._running -= 1
+        self._dispatch()
+
+    def _work(self, job: Job) -> None:
+        """Run one job in a worker thread, stopping early if it is cancelled."""
+        if job.cancelled.is_set():
+            job.emit(END)
+            return
+        started = time.monotonic()
+        try:
+            pieces = self.engine.synthesize(job.request)
+            if job.transform is not None:
+                pieces = job.transform(pieces)
+            for piece in pieces:
+                if job.cancelled.is_set():
+                    break
+                job.emit(piece)
+            else:
+                job.elapsed = time.monotonic() - started
+        except PolyttsError as err:
+            job.emit(err)
+        except Exception as err:  # an engine bug must reach the client, not kill the worker
+            _LOGGER.exception("Engine %s failed on %r", self.name, job.request.text[:80])
+            job.emit(SynthesisError(f"engine '{self.name}' failed: {err}"))
+        finally:
+            job.emit(END)
+
+    def shutdown(self) -> None:
+        for job in self._heap:
+            job.cancelled.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
