@@ -49,6 +49,26 @@ ENV PIP_CONSTRAINT=/opt/venv/constraints.txt
 
 WORKDIR /usr/src/wyoming-polytts
 COPY . .
+
+# Optional: GLM-TTS in a virtual environment of its own, /opt/glm-tts/.venv
+# (README "GLM-TTS"); it pins its own torch, so the constraint is lifted there.
+#   docker build --build-arg GLM_TTS_REF=main -t wyoming-polytts:gpu .
+# Empty (the default): not built. The checkpoint is downloaded at run time.
+ARG GLM_TTS_REF=""
+# hadolint ignore=DL3008
+RUN if [ -n "${GLM_TTS_REF}" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends git \
+        && rm -rf /var/lib/apt/lists/* \
+        && git clone https://github.com/zai-org/GLM-TTS.git /opt/glm-tts \
+        && git -C /opt/glm-tts checkout "${GLM_TTS_REF}" \
+        && /usr/bin/python3 -m venv /opt/glm-tts/.venv \
+        && env -u PIP_CONSTRAINT /opt/glm-tts/.venv/bin/pip install \
+            -r /opt/glm-tts/requirements-mini.txt "wyoming>=1.8" "PyYAML>=6.0" "soundfile>=0.12" \
+        && env -u PIP_CONSTRAINT /opt/glm-tts/.venv/bin/pip install --no-deps . \
+        && chown -R 1000:1000 /opt/glm-tts; \
+    fi
+
 RUN pip install "./[${EXTRAS}]" \
     && pip uninstall -y onnxruntime \
     && pip install "onnxruntime-gpu==${ONNXRUNTIME_GPU_VERSION}" \

@@ -7,6 +7,9 @@ TORCH := torch==2.13.0
 # torchaudio's wheels are CUDA-linked: tools/cpu_torchaudio.py installs this
 # release without its native libraries beside CPU torch (README "XTTS-v2").
 TORCHAUDIO_VERSION := 2.11.0
+# Debian's Chromium, which the web page tests drive (tests/test_web.py); the
+# test target installs it when missing (as root). No browser is ever downloaded.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint check bench bench-quick clean
 
@@ -21,7 +24,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml tools/cpu_torchaudio.py | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH) numpy
 	$(BIN)/python tools/cpu_torchaudio.py --version $(TORCHAUDIO_VERSION)
-	$(BIN)/pip install --quiet -e '.[piper,kokoro,test,bench,xtts]' $(TORCH) torchaudio==$(TORCHAUDIO_VERSION)
+	$(BIN)/pip install --quiet -e '.[piper,kokoro,test,bench,xtts,zipvoice]' $(TORCH) torchaudio==$(TORCHAUDIO_VERSION)
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -32,7 +35,10 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+test: lint | $(CHROMIUM)
 	$(BIN)/pytest
 
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python

@@ -54,10 +54,18 @@ async def start_http(
     """Serve the API where ``openai.host``/``openai.port`` say; the caller cleans up the runner.
 
     Handlers are cancelled when their client disconnects, which cancels their synthesis.
+    A client that has not sent complete headers ``openai.header_timeout`` seconds after
+    connecting (or after its previous response) is disconnected: aiohttp's keep-alive
+    timer also runs while a request's headers are still arriving.
     """
     settings = config.settings.openai
     app = create_app(pool, catalog, library, ShimSettings.from_config(config))
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        keepalive_timeout=settings.header_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from wyoming_polytts.catalog import CatalogVoice
 from wyoming_polytts.errors import InvalidRequestError, PayloadTooLargeError
+from wyoming_polytts.json_limits import decode_json
 from wyoming_polytts.url_fetch import fetch_audio
 from wyoming_polytts.voice_library import LibraryVoice, VoiceMeta
 
@@ -61,23 +61,23 @@ async def create_voice(request: web.Request) -> web.Response:
         engines=_as_list(fields.get("engines"), "engines"),
     )
     voice = await asyncio.to_thread(request.app[LIBRARY].add, name, audio, meta)
-    return web.json_response(_describe(request, voice), status=201)
+    return web.json_response(_describe_one(request, voice), status=201)
 
 
 async def get_voice(request: web.Request) -> web.Response:
     voice = request.app[LIBRARY].get(request.match_info["voice_id"])
-    return web.json_response(_describe(request, voice))
+    return web.json_response(_describe_one(request, voice))
 
 
 async def update_voice(request: web.Request) -> web.Response:
-    changes = _json(await _read_body(request, _FIELD_BYTES))
+    changes = decode_json(await _read_body(request, _FIELD_BYTES))
     if not isinstance(changes, dict):
         raise InvalidRequestError("the body must be a JSON object of fields to change")
     if "display_name" in changes:
         changes["name"] = changes.pop("display_name")
     library = request.app[LIBRARY]
     voice = await asyncio.to_thread(library.update, request.match_info["voice_id"], changes)
-    return web.json_response(_describe(request, voice))
+    return web.json_response(_describe_one(request, voice))
 
 
 async def delete_voice(request: web.Request) -> web.Response:
@@ -86,15 +86,43 @@ async def delete_voice(request: web.Request) -> web.Response:
     return web.json_response({"id": voice_id, "object": "audio.voice.deleted", "deleted": True})
 
 
-def _describe(request: web.Request, voice: LibraryVoice) -> dict[str, Any]:
+def library_listing(request: web.Request, catalog: list[CatalogVoice]) -> dict[str, Any]:
+    """The voice library as ``GET /v1/audio/voices`` adds it: every library voice (usable
+    or not), the engines that clone with their needs, and the recording limits."""
+    engines = request.app[POOL].engines
+    cloning = {name: e.capabilities for name, e in engines.items() if e.capabilities.cloning}
+    limits = request.app[SETTINGS].voice_library
+    return {
+        "voices": [
+            _describe(voice, catalog, set(cloning)) for voice in request.app[LIBRARY].voices()
+        ],
+        "engines": [
+            {"engine": name, "needs_transcript": caps.needs_transcript}
+            for name, caps in cloning.items()
+        ],
+        "limits": {
+            "min_seconds": limits.min_seconds,
+            "max_seconds": limits.max_seconds,
+            "max_upload_bytes": limits.max_upload_bytes,
+        },
+    }
+
+
+def _describe_one(request: web.Request, voice: LibraryVoice) -> dict[str, Any]:
+    return _describe(voice, request.app[CATALOG].voices(), _cloning_engines(request))
+
+
+def _describe(
+    voice: LibraryVoice, catalog: list[CatalogVoice], cloning: set[str]
+) -> dict[str, Any]:
     """A library voice, with the catalog names it is served under."""
     meta = asdict(voice.meta)
     del meta["audio"]
     display_name = meta.pop("name") or voice.id
     served = [
         {"voice": v.name, "engine": v.engine}
-        for v in request.app[CATALOG].voices()
-        if v.info.id == voice.id and v.engine in _cloning_engines(request)
+        for v in catalog
+        if v.info.id == voice.id and v.engine in cloning
     ]
     return {
         "id": voice.id,
@@ -163,7 +191,7 @@ async def _read_part(part: BodyPartReader, limit: int) -> bytes:
 
 
 def _from_json(body: bytes) -> tuple[dict[str, Any], bytes | None]:
-    data = _json(body)
+    data = decode_json(body)
     if not isinstance(data, dict):
         raise InvalidRequestError("the body must be a JSON object")
     encoded = data.pop("audio", None)
@@ -173,15 +201,8 @@ def _from_json(body: bytes) -> tuple[dict[str, Any], bytes | None]:
         raise InvalidRequestError("'audio' must be base64 text")
     try:
         return data, base64.b64decode(encoded.split(",", 1)[-1], validate=True)
-    except binascii.Error as err:
+    except ValueError as err:  # binascii.Error, or text that is not ASCII
         raise InvalidRequestError(f"'audio' is not valid base64: {err}") from err
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InvalidRequestError(f"the request body is not valid JSON: {err}") from err
 
 
 def _as_list(value: Any, name: str) -> list[str]:

@@ -6,6 +6,7 @@ import hmac
 import logging
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from wyoming_polytts.errors import PolyttsError
@@ -35,6 +36,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = err.text or err.reason
         return ApiError(err.status, message, code=_CODES.get(err.status)).response()
+    except HttpProcessingError as err:  # a body aiohttp cannot parse (e.g. a form part's headers)
+        status = err.code if 400 <= err.code < 500 else 400
+        return ApiError(status, f"malformed request body: {err.message}").response()
     except Exception as err:  # a bug must still reach the client as an OpenAI error
         _LOGGER.exception("Unexpected error on %s %s", request.method, request.path)
         return ApiError(500, f"internal error: {type(err).__name__}: {err}").response()

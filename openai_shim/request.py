@@ -2,13 +2,15 @@
 
 OpenAI's fields plus three that other OpenAI-compatible servers accept:
 ``language``, ``sample_rate`` (pcm and wav only) and ``stream`` (false asks for
-the whole body at once, with exact sizes in its headers). Unknown fields are
-ignored, so clients that send extras keep working.
+the whole body at once, with exact sizes in its headers). Engine sampling
+settings (:data:`ENGINE_OPTIONS`) are passed on to the voice's engine when
+given, checked here only for their type; an engine refuses those it does not
+take. Other unknown fields are ignored, so clients that send extras keep working.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from .encoder import FORMATS
@@ -17,8 +19,21 @@ from .errors import ApiError
 DEFAULT_MODEL = "tts-1"
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
-_SAMPLE_RATES = (8_000, 48_000)
+SAMPLE_RATES = (8_000, 48_000)
+"""Lowest and highest ``sample_rate`` (Hz) a pcm or wav response may ask for."""
 _RATE_FORMATS = ("pcm", "wav")
+
+ENGINE_OPTIONS: dict[str, type] = {
+    "temperature": float,
+    "top_k": int,
+    "top_p": float,
+    "repetition_penalty": float,
+    "num_steps": int,
+    "guidance_scale": float,
+    "t_shift": float,
+}
+"""Body fields that go to the engine as ``SynthesisRequest.options`` (XTTS sampling,
+ZipVoice flow matching), with the JSON type each must have."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,9 @@ class SpeechRequest:
 
     instructions: str | None = None
     """Accepted for compatibility; no engine here takes style prompts."""
+
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    """The :data:`ENGINE_OPTIONS` the body gave, for the voice's engine to check."""
 
 
 def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
@@ -81,6 +99,7 @@ def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
         language=_get(data, "language", str) or None,
         sample_rate=_sample_rate(data, response_format),
         instructions=_get(data, "instructions", str),
+        engine_options=_engine_options(data),
     )
 
 
@@ -93,6 +112,21 @@ def _get(data: dict[str, Any], name: str, kind: type) -> Any:
         word = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
         raise ApiError(400, f"'{name}' must be {word[kind]}", param=name)
     return value
+
+
+def _engine_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The engine options given (not null); a whole number is accepted as a number."""
+    options: dict[str, Any] = {}
+    for name, kind in ENGINE_OPTIONS.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ApiError(400, f"'{name}' must be a number", param=name)
+        if kind is int and not isinstance(value, int):
+            raise ApiError(400, f"'{name}' must be a whole number", param=name)
+        options[name] = kind(value)
+    return options
 
 
 def _voice(value: Any) -> str | None:
@@ -136,7 +170,7 @@ def _sample_rate(data: dict[str, Any], response_format: str) -> int | None:
             f"'sample_rate' applies only to {' and '.join(_RATE_FORMATS)} responses",
             param="sample_rate",
         )
-    low, high = _SAMPLE_RATES
+    low, high = SAMPLE_RATES
     if not low <= rate <= high:
         raise ApiError(
             400, f"'sample_rate' must be from {low} to {high} Hz; got {rate}", param="sample_rate"

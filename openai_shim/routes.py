@@ -2,7 +2,8 @@
 
 ``GET /v1/audio/voices`` and ``GET /v1/audio/models`` answer in the shapes Open
 WebUI reads (``{"voices": [{"id", "name"}]}``, ``{"models": [{"id"}]}``);
-``GET /v1/models`` in OpenAI's list format.
+``GET /v1/models`` in OpenAI's list format. The web page is at ``/``, the
+OpenAPI document at ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from aiohttp import web
 from wyoming_polytts.const import PROGRAM_NAME
 from wyoming_polytts.pool import EngineState
 
-from .library import create_voice, delete_voice, get_voice, update_voice
+from .library import create_voice, delete_voice, get_voice, library_listing, update_voice
+from .metrics import metrics
+from .openapi import openapi_json
 from .speech import create_speech
 from .state import CATALOG, POOL, RESOLVER, STARTED
+from .web import asset, index
 
 
 async def list_voices(request: web.Request) -> web.Response:
+    """Every catalog voice, and the voice library (cloned voices, cloning engines)."""
+    catalog = request.app[CATALOG].voices()
     voices = [
         {
             "id": voice.name,
@@ -28,10 +34,11 @@ async def list_voices(request: web.Request) -> web.Response:
             "languages": voice.info.languages,
             "description": voice.info.description,
             "installed": voice.info.installed,
+            "reason": voice.info.reason,
         }
-        for voice in request.app[CATALOG].voices()
+        for voice in catalog
     ]
-    return web.json_response({"voices": voices})
+    return web.json_response({"voices": voices, "library": library_listing(request, catalog)})
 
 
 async def list_audio_models(request: web.Request) -> web.Response:
@@ -49,11 +56,23 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Every engine's state (unloaded, loading, loaded, failed) and load."""
+    """Every engine's state (unloaded, loading, loaded, unloading, failed), memory and load."""
     pool = request.app[POOL]
     engines = {name: dataclasses.asdict(pool.status(name)) for name in pool.engines}
-    failed = any(status["state"] is EngineState.FAILED for status in engines.values())
-    return web.json_response({"status": "degraded" if failed else "ok", "engines": engines})
+    for name, engine in pool.engines.items():
+        if (detail := engine.health()) is not None:  # e.g. a Wyoming upstream's link
+            engines[name]["detail"] = detail
+    failed = any(
+        status["state"] is EngineState.FAILED or not status.get("detail", {}).get("ok", True)
+        for status in engines.values()
+    )
+    return web.json_response(
+        {
+            "status": "degraded" if failed else "ok",
+            "engines": engines,
+            "memory_budget": pool.memory_budget,
+        }
+    )
 
 
 ROUTES = [
@@ -66,4 +85,8 @@ ROUTES = [
     web.get("/v1/audio/models", list_audio_models),
     web.get("/v1/models", list_models),
     web.get("/health", health),
+    web.get("/metrics", metrics),
+    web.get("/openapi.json", openapi_json),
+    web.get("/", index),
+    web.get("/web/{name}", asset),
 ]

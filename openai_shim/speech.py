@@ -17,7 +17,6 @@ handler, or the next write fails, and closing :func:`speak` cancels the pool wor
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, closing, contextmanager
@@ -26,7 +25,8 @@ from typing import Any
 import numpy as np
 from aiohttp import hdrs, web
 
-from wyoming_polytts.errors import InvalidTextError, PolyttsError, SynthesisError
+from wyoming_polytts.errors import InvalidTextError, PolyttsError
+from wyoming_polytts.json_limits import decode_json
 from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
 from wyoming_polytts.text import split_sentences
 
@@ -50,12 +50,21 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
     if not sentences:
         raise InvalidTextError("'input' has nothing to speak")
     fmt = FORMATS[speech.response_format]
-    options = SpeechOptions(language=speech.language, speed=speech.speed)
-    pcm = speak(request.app[POOL], voice, iterate(sentences), options, settings.lookahead)
+    options = SpeechOptions(
+        language=speech.language, speed=speech.speed, engine_options=speech.engine_options
+    )
+    pcm = speak(
+        request.app[POOL],
+        voice,
+        iterate(sentences),
+        options,
+        settings.lookahead,
+        front_door="openai",
+    )
     async with aclosing(pcm):
         first = await anext(pcm, None)
-        if first is None:
-            raise SynthesisError(f"engine '{voice.engine}' produced no audio")
+        if first is None:  # e.g. only symbols the voice does not pronounce
+            raise InvalidTextError(f"'input' has nothing voice '{voice.name}' can speak")
         rate = voice.info.sample_rate
         out_rate = fmt.output_rate(rate, speech.sample_rate)
         streamed = speech.stream or speech.stream_format == "sse"
@@ -71,12 +80,9 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_json(request: web.Request) -> Any:
-    """The decoded body; 413 (from aiohttp) beyond the size limit, 400 when not JSON."""
-    body = await request.read()
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ApiError(400, f"the request body is not valid JSON: {err}") from err
+    """The decoded body; 413 (from aiohttp) beyond the size limit, 400 when not JSON
+    or nested too deep."""
+    return decode_json(await request.read())
 
 
 async def _encoded(

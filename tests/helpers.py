@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import yaml
 from wyoming.audio import AudioChunk, AudioStart
@@ -109,6 +110,16 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+async def get_json(server: ServerProcess, path: str) -> Any:
+    """GET ``path`` from the server's HTTP API; the decoded JSON of a 200 answer."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{server.http_port}{path}") as response,
+    ):
+        assert response.status == 200
+        return await response.json()
 
 
 async def describe(port: int) -> Info:

@@ -17,7 +17,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from .helpers import TIMEOUT, ServerProcess, assert_speech_like
+from .helpers import TIMEOUT, ServerProcess, assert_speech_like, get_json
 
 ANSWER = "The garage door is closed. All the lights are off. Good night."
 """Heard without error by Whisper tiny from Piper in every run tried (a "front door is"
@@ -88,15 +88,6 @@ def decode_soundfile(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     else:
         samples, rate = sf.read(io.BytesIO(data), dtype="int16")
     return samples, rate
-
-
-async def get_json(server: ServerProcess, path: str) -> dict:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{server.http_port}{path}") as response,
-    ):
-        assert response.status == 200
-        return await response.json()
 
 
 # --- formats --------------------------------------------------------------

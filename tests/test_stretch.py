@@ -64,7 +64,9 @@ async def test_speak_stretches_for_engines_without_native_speed(
     async def say(speed: float | None) -> np.ndarray:
         sentences = iterate(split_sentences(ANSWER, 300))
         options = SpeechOptions(speed=speed)
-        async with aclosing(speak(pool, voice, sentences, options, lookahead=2)) as pcm:
+        async with aclosing(
+            speak(pool, voice, sentences, options, lookahead=2, front_door="test")
+        ) as pcm:
             return np.concatenate([piece async for piece in pcm])
 
     try:

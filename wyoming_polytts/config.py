@@ -17,6 +17,7 @@ from .const import DEFAULT_VOICE, DEFAULT_WYOMING_URI
 from .engines import parse_engine_options
 from .engines.base import EngineOptions
 from .errors import ConfigError
+from .memory import parse_budget
 from .schema import from_dict
 
 
@@ -38,8 +39,36 @@ class WyomingSettings:
     samples_per_chunk: int = 1024
     """Samples per ``audio-chunk`` event."""
 
+    max_header_bytes: int = 262_144
+    """Longest event header line a client may send; longer closes the connection."""
+
+    max_data_bytes: int = 1_048_576
+    """Largest JSON data section of one event (the text travels there)."""
+
+    max_payload_bytes: int = 1_048_576
+    """Largest binary payload of one event (a TTS server reads none; skipped with an error)."""
+
+    event_timeout: float = 10.0
+    """Seconds from an event's first byte until all of it has arrived."""
+
+    idle_timeout: float | None = None
+    """Seconds a connection may stay silent between events; None keeps it open."""
+
+    max_stream_seconds: float = 300.0
+    """Seconds from synthesize-start to synthesize-stop; a longer stream ends with an error."""
+
     def __post_init__(self) -> None:
-        _require_positive("wyoming", samples_per_chunk=self.samples_per_chunk)
+        _require_positive(
+            "wyoming",
+            samples_per_chunk=self.samples_per_chunk,
+            max_header_bytes=self.max_header_bytes,
+            max_data_bytes=self.max_data_bytes,
+            max_payload_bytes=self.max_payload_bytes,
+            event_timeout=self.event_timeout,
+            max_stream_seconds=self.max_stream_seconds,
+        )
+        if self.idle_timeout is not None:
+            _require_positive("wyoming", idle_timeout=self.idle_timeout)
 
 
 @dataclass
@@ -71,8 +100,25 @@ class PoolSettings:
     threads: int | None = None
     """CPU threads engines may use in total; None means every core."""
 
+    gpu_memory_budget: int | str | None = None
+    """Memory all loaded engines may hold together: bytes, text such as ``6GiB``, or a
+    percentage of the GPU (``80%``); None: no budget. See README "Engine lifecycle"."""
+
+    load_wait: float = 120.0
+    """Seconds a request waits for its engine to finish loading before it fails."""
+
+    load_retry_after: float = 30.0
+    """Seconds after a failed load before a request may load the engine again."""
+
     def __post_init__(self) -> None:
         _require_positive("pool", lookahead=self.lookahead)
+        _require_positive("pool", load_wait=self.load_wait)
+        if self.load_retry_after < 0:
+            raise ConfigError(
+                f"pool.load_retry_after: expected 0 or more, got {self.load_retry_after!r}"
+            )
+        if self.gpu_memory_budget is not None:
+            parse_budget(self.gpu_memory_budget, "pool.gpu_memory_budget")
         if self.queue_size < 0:
             raise ConfigError(f"pool.queue_size: expected 0 or more, got {self.queue_size!r}")
         if self.threads is not None:
@@ -106,9 +152,16 @@ class OpenAISettings:
     max_body_bytes: int = 1_048_576
     """Largest request body accepted; larger ones are refused with 413."""
 
+    header_timeout: float = 30.0
+    """Seconds a client has to send a request's headers (counted from connecting or from
+    the previous response); also how long an idle keep-alive connection stays open."""
+
     def __post_init__(self) -> None:
         _require_positive(
-            "openai", max_input_chars=self.max_input_chars, max_body_bytes=self.max_body_bytes
+            "openai",
+            max_input_chars=self.max_input_chars,
+            max_body_bytes=self.max_body_bytes,
+            header_timeout=self.header_timeout,
         )
         if not 0 < self.port < 65536:
             raise ConfigError(f"openai.port: expected a port from 1 to 65535, got {self.port}")

@@ -47,6 +47,13 @@ class PayloadTooLargeError(PolyttsError):
     http_status = 413
 
 
+class InsufficientStorageError(PolyttsError):
+    """The disk holding the voice library is full; nothing was written."""
+
+    code = "insufficient-storage"
+    http_status = 507
+
+
 class VoiceExistsError(PolyttsError):
     """A voice with that name is already in the library."""
 
@@ -65,6 +72,13 @@ class EngineUnavailableError(PolyttsError):
     """The engine failed to load or is not installed."""
 
     code = "engine-unavailable"
+    http_status = 503
+
+
+class InsufficientMemoryError(EngineUnavailableError):
+    """Loading the engine would exceed the memory budget, and idle engines cannot free enough."""
+
+    code = "insufficient-memory"
     http_status = 503
 
 

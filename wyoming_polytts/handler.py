@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
@@ -29,12 +29,14 @@ from wyoming.tts import (
 )
 
 from .catalog import Catalog, CatalogVoice
+from .config import Config, WyomingSettings
 from .const import CHANNELS, SAMPLE_WIDTH
 from .errors import InvalidRequestError, InvalidTextError, PolyttsError
 from .pool import EnginePool
 from .synthesis import SpeechOptions, check_text_length, iterate, speak
 from .text import SentenceSplitter, split_sentences
 from .wyoming_info import build_info
+from .wyoming_reader import BadEvent, EventReader, IdleTimeout, ReaderLimits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +49,25 @@ class HandlerSettings:
     max_sentence_chars: int
     samples_per_chunk: int
     lookahead: int
+    limits: ReaderLimits = field(
+        default_factory=lambda: ReaderLimits.from_settings(WyomingSettings())
+    )
+    """Bounds on each incoming event."""
+
+    max_stream_seconds: float = WyomingSettings.max_stream_seconds
+    """Seconds a synthesize-start ... synthesize-stop stream may stay open."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> HandlerSettings:
+        settings = config.settings
+        return cls(
+            max_chars=settings.text.max_chars,
+            max_sentence_chars=settings.text.max_sentence_chars,
+            samples_per_chunk=settings.wyoming.samples_per_chunk,
+            lookahead=settings.pool.lookahead,
+            limits=ReaderLimits.from_settings(settings.wyoming),
+            max_stream_seconds=settings.wyoming.max_stream_seconds,
+        )
 
 
 class _TextStream:
@@ -59,6 +80,12 @@ class _TextStream:
         self._sentences: asyncio.Queue[str | PolyttsError | None] = asyncio.Queue()
         self._max_chars = settings.max_chars
         self._chars = 0
+        seconds = settings.max_stream_seconds
+        self._expiry = asyncio.get_running_loop().call_later(
+            seconds,
+            self.fail,
+            InvalidRequestError(f"stream still open after {seconds:g} s; ending it"),
+        )
 
     def add(self, text: str) -> None:
         if self.stopped.is_set():
@@ -67,15 +94,21 @@ class _TextStream:
         try:
             check_text_length(self._chars, self._max_chars)
         except InvalidTextError as err:
-            self._sentences.put_nowait(err)
-            self.stop()
+            self.fail(err)
             return
         for sentence in self._splitter.add(text):
             self._sentences.put_nowait(sentence)
 
+    def fail(self, err: PolyttsError) -> None:
+        """End the stream with ``err`` (text over the limit, stream open too long)."""
+        if not self.stopped.is_set():
+            self._sentences.put_nowait(err)
+            self.stop()
+
     def stop(self) -> None:
         if self.stopped.is_set():
             return
+        self._expiry.cancel()
         for sentence in self._splitter.finish():
             self._sentences.put_nowait(sentence)
         self._sentences.put_nowait(None)
@@ -105,6 +138,40 @@ class TtsEventHandler(AsyncEventHandler):
         self._settings = settings
         self._stream: _TextStream | None = None
         self._task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Read events within the configured limits until the client leaves.
+
+        A bad event is answered with an ``error`` event and logged as one warning;
+        when the stream has lost its framing the connection is closed as well.
+        """
+        self._is_running = True
+        events = EventReader(self.reader, self._settings.limits)
+        try:
+            while self._is_running:
+                try:
+                    event = await events.read(busy=self._busy)
+                except BadEvent as bad:
+                    peer = self.writer.get_extra_info("peername")
+                    closing = "" if bad.in_sync else "; closing the connection"
+                    _LOGGER.warning("Bad Wyoming event from %s: %s%s", peer, bad, closing)
+                    await self.write_event(Error(text=str(bad), code=bad.error.code).event())
+                    if bad.in_sync:
+                        continue
+                    break
+                except IdleTimeout:
+                    _LOGGER.info("Closing a Wyoming connection idle for too long")
+                    break
+                if event is None or not await self.handle_event(event):
+                    break
+        except ConnectionError:
+            _LOGGER.debug("Client left")
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    def _busy(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def handle_event(self, event: Event) -> bool:
         try:
@@ -199,7 +266,14 @@ class TtsEventHandler(AsyncEventHandler):
         started = False
         try:
             async with aclosing(
-                speak(self._pool, voice, sentences, options, self._settings.lookahead)
+                speak(
+                    self._pool,
+                    voice,
+                    sentences,
+                    options,
+                    self._settings.lookahead,
+                    front_door="wyoming",
+                )
             ) as pcm:
                 async for piece in pcm:
                     if not started:

@@ -1,8 +1,11 @@
 """Reference recordings for cloned voices: decode, check, trim, normalize.
 
-Any container and codec PyAV (FFmpeg) can read is accepted. Decoding stops as
-soon as the audio exceeds what could still be valid, so a small file that
-decodes to hours costs no more than the limit.
+Any container and codec PyAV (FFmpeg) can read is accepted, whatever the file
+claims to be: FFmpeg probes the content, never a name or a declared type.
+Decoding stops as soon as the audio exceeds what could still be valid, counted
+in seconds of input before each frame is resampled, so a small file that
+decodes to hours (or declares a tiny sample rate to be stretched into hours)
+costs no more than the limit.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ _SILENT_RMS = 10 ** (-50 / 20)
 
 _PAD_SECONDS = 0.1
 _PEAK = 0.95
+
+_RATES = (4_000, 384_000)
+"""Sample rates (Hz) a recording may have; others are refused before resampling."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +73,9 @@ def _decode(data: bytes, limits: AudioLimits) -> np.ndarray:
     import av
 
     # Leading/trailing silence is trimmed later, so allow twice the limit before giving up.
-    budget = int(2 * limits.max_seconds * limits.rate)
+    budget = 2 * limits.max_seconds
     pieces: list[np.ndarray] = []
-    decoded = 0
+    seconds = 0.0
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
@@ -77,15 +83,17 @@ def _decode(data: bytes, limits: AudioLimits) -> np.ndarray:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=limits.rate)
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray().reshape(-1))
-                    decoded += out.samples
-                if decoded > budget:
+                if not _RATES[0] <= frame.sample_rate <= _RATES[1]:
                     raise InvalidAudioError(
-                        f"too long: more than {2 * limits.max_seconds:g} s of audio"
+                        f"unsupported sample rate {frame.sample_rate} Hz "
+                        f"(from {_RATES[0]} to {_RATES[1]} Hz)"
                     )
+                seconds += frame.samples / frame.sample_rate
+                if seconds > budget:
+                    raise InvalidAudioError(f"too long: more than {budget:g} s of audio")
+                pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
             pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    except av.FFmpegError as err:
+    except (av.FFmpegError, ValueError) as err:  # ValueError: e.g. a layout FFmpeg cannot mix
         raise InvalidAudioError(f"not a readable audio file ({err})") from err
     if not pieces:
         raise InvalidAudioError("the file holds no audio")

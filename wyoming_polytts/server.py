@@ -16,7 +16,8 @@ from .config import Config
 from .engines import create_engines
 from .engines.base import EngineContext
 from .handler import HandlerSettings, TtsEventHandler
-from .pool import EnginePool
+from .memory import format_bytes, resolve_budget
+from .pool import EnginePool, LifecycleSettings
 from .reference_audio import AudioLimits
 from .voice_library import VoiceLibrary
 
@@ -45,7 +46,13 @@ def build_pool(config: Config, library: VoiceLibrary) -> EnginePool:
         reference_voices=library,
     )
     engines = create_engines(config.engine_options, context)
-    return EnginePool(engines, config.settings.pool.queue_size)
+    settings = config.settings.pool
+    lifecycle = LifecycleSettings(
+        memory_budget=resolve_budget(settings.gpu_memory_budget, "pool.gpu_memory_budget"),
+        load_wait=settings.load_wait,
+        retry_after=settings.load_retry_after,
+    )
+    return EnginePool(engines, settings.queue_size, lifecycle)
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:
@@ -80,7 +87,10 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 
 
 async def _load(pool: EnginePool, catalog: Catalog) -> None:
-    await pool.start(pool.engines)
+    """Start the engine lifecycle: preload what is configured so, watch for idle engines."""
+    if pool.memory_budget is not None:
+        _LOGGER.info("Memory budget for loaded engines: %s", format_bytes(pool.memory_budget))
+    await pool.start(pool.preloaded)
     names = {name for v in catalog.voices() for name in (v.name, v.qualified_name, v.info.id)}
     if catalog.default_voice not in names:
         _LOGGER.warning("The default voice %s is not in the catalog", catalog.default_voice)

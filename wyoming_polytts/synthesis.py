@@ -2,13 +2,15 @@
 
 Both front doors use :func:`speak`. Sentences are submitted to the engine as
 they arrive, up to ``lookahead`` ahead of the one being sent, and their audio
-is yielded strictly in order.
+is yielded strictly in order. Every request is measured here (the pool's
+metrics), labelled with the front door it came through.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -17,8 +19,10 @@ import numpy as np
 
 from .catalog import CatalogVoice
 from .engines.base import SynthesisRequest
-from .errors import InvalidTextError
-from .pool import EnginePool, Job
+from .errors import InvalidTextError, PolyttsError
+from .jobs import Job
+from .metrics import RequestMetrics
+from .pool import EnginePool
 from .stretch import stretched
 
 
@@ -44,15 +48,48 @@ async def speak(
     sentences: AsyncIterable[str],
     options: SpeechOptions,
     lookahead: int,
+    *,
+    front_door: str,
 ) -> AsyncGenerator[np.ndarray, None]:
     """Yield the PCM of ``sentences`` in order, at ``voice.info.sample_rate``.
 
     ``options.speed`` goes to engines that apply speed natively; for the others
     the audio is time-stretched in the worker thread, pitch unchanged.
-    Raises :class:`InvalidTextError` when the sentences carry nothing to speak.
+    Raises :class:`InvalidTextError` when the sentences carry nothing to speak, and
+    :class:`InvalidRequestError` for engine options the voice's engine does not take.
     Close the generator (``contextlib.aclosing``) to cancel pending work.
+    ``front_door`` (``wyoming``, ``openai``) labels the request in the metrics.
     """
-    native_speed = pool.engines[voice.engine].capabilities.native_speed
+    measured = pool.metrics.request(voice.engine, front_door)
+    outcome = "error"
+    try:
+        pcm = _speak(pool, voice, sentences, options, lookahead, measured)
+        async with aclosing(pcm):
+            async for piece in pcm:
+                measured.audio()
+                yield piece
+        outcome = "ok"
+    except PolyttsError as err:
+        outcome = err.code
+        raise
+    except (GeneratorExit, asyncio.CancelledError):
+        outcome = "cancelled"
+        raise
+    finally:
+        measured.finish(outcome)
+
+
+async def _speak(
+    pool: EnginePool,
+    voice: CatalogVoice,
+    sentences: AsyncIterable[str],
+    options: SpeechOptions,
+    lookahead: int,
+    measured: RequestMetrics,
+) -> AsyncGenerator[np.ndarray, None]:
+    engine = pool.engines[voice.engine]
+    engine.check_options(options.engine_options)
+    native_speed = engine.capabilities.native_speed
     transform = None
     if options.speed not in (None, 1.0) and not native_speed:
         transform = partial(stretched, sample_rate=voice.info.sample_rate, speed=options.speed)
@@ -72,6 +109,7 @@ async def speak(
                         language=options.language,
                         speed=options.speed if native_speed else None,
                         options=options.engine_options,
+                        sample_rate=voice.info.sample_rate,
                     )
                     jobs.put_nowait(session.submit(request, position, transform))
                     position += 1
@@ -87,8 +125,11 @@ async def speak(
             while (job := await jobs.get()) is not None:
                 if isinstance(job, BaseException):
                     raise job
+                samples = 0
                 async for piece in job.pieces():
+                    samples += len(piece)
                     yield piece
+                measured.sentence(job.elapsed, samples / voice.info.sample_rate)
                 slots.release()
         finally:
             producer.cancel()

@@ -2,8 +2,10 @@
 
 Only http(s) to public addresses: every host (including each redirect's) is
 resolved first and refused when any of its addresses is loopback, private,
-link-local or otherwise not globally routable, and the connection goes to the
-checked address. Size and total time are bounded.
+link-local or otherwise not globally routable (an IPv6 address that carries an
+IPv4 one, as IPv4-mapped, IPv4-compatible, 6to4, Teredo and NAT64 addresses do,
+is judged by that IPv4 address too), and the connection goes to the checked
+address. Size and total time are bounded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import aiohttp
 from .errors import InvalidRequestError, PayloadTooLargeError
 
 _MAX_REDIRECTS = 3
+_CARRY_IPV4 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
+"""IPv6 ranges whose last 32 bits are an IPv4 address: IPv4-compatible and NAT64."""
 
 
 async def fetch_audio(url: str, max_bytes: int, timeout: float) -> bytes:
@@ -73,13 +77,23 @@ async def _public_addresses(host: str, port: int) -> list[str]:
         raise InvalidRequestError(f"cannot resolve host {host!r}") from err
     addresses = sorted({str(info[4][0]) for info in infos})
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        mapped = getattr(ip, "ipv4_mapped", None)
-        if not (mapped or ip).is_global:
+        if not _is_public(ipaddress.ip_address(address.split("%")[0])):
             raise InvalidRequestError(
                 f"refusing to fetch from {host}: {address} is not a public address"
             )
     return addresses
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped.is_global
+        carried = [ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if any(ip in network for network in _CARRY_IPV4):
+            carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if any(v4 is not None and not v4.is_global for v4 in carried):
+            return False
+    return ip.is_global
 
 
 class _PublicResolver(aiohttp.abc.AbstractResolver):

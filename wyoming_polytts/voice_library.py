@@ -12,6 +12,11 @@ change is atomic: a voice is written in a hidden temporary folder and renamed
 into place, metadata is replaced with ``os.replace``, and a deleted voice is
 renamed away before its files are removed. A broken voice.yaml makes that one
 voice unavailable with its reason; it never stops the server.
+
+Nothing is read or written outside the voices folder: a voice folder, voice.yaml,
+recording or cache that is a link leading elsewhere makes that voice unavailable
+(and unchangeable), and a full disk fails a change with
+:class:`InsufficientStorageError` and leaves what was there as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -27,8 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile
 import yaml
 
 from .engines.base import ReferenceVoice
@@ -38,6 +40,7 @@ from .errors import (
     VoiceExistsError,
     VoiceNotFoundError,
 )
+from .library_files import disk_space, remove_path, replace_file, wav_bytes, within, write_file
 from .reference_audio import AudioLimits, prepare_reference
 from .schema import from_dict
 
@@ -145,7 +148,7 @@ class VoiceLibrary:
             return
         for entry in self.root.iterdir():
             if entry.name.startswith((".tmp-", ".trash-")):
-                shutil.rmtree(entry, ignore_errors=True)
+                remove_path(entry)
 
     # --- reading ----------------------------------------------------------
 
@@ -175,6 +178,8 @@ class VoiceLibrary:
 
     def _read(self, folder: Path) -> LibraryVoice:
         path = folder / META_FILE
+        if (outside := self._outside(folder)) is not None:
+            return LibraryVoice(folder.name, folder, VoiceMeta(), outside)
         try:
             meta = self._meta(path)
         except FileNotFoundError:
@@ -183,9 +188,20 @@ class VoiceLibrary:
             _LOGGER.warning("Voice %s is unavailable: %s", folder.name, err)
             return LibraryVoice(folder.name, folder, VoiceMeta(), f"broken {META_FILE}: {err}")
         voice = LibraryVoice(folder.name, folder, meta)
+        if not within(voice.audio_path, folder):
+            return replace(voice, error=f"reference audio {meta.audio} links outside its folder")
         if not voice.audio_path.is_file():
             return replace(voice, error=f"reference audio {meta.audio} is missing")
         return voice
+
+    def _outside(self, folder: Path) -> str | None:
+        """Why ``folder`` (or its voice.yaml or cache) leads outside the library, if it does."""
+        if not within(folder, self.root):
+            return "the voice folder links outside the voices folder"
+        for inside in (META_FILE, "cache"):
+            if not within(folder / inside, folder):
+                return f"{inside} links outside the voice folder"
+        return None
 
     def _meta(self, path: Path) -> VoiceMeta:
         mtime = path.stat().st_mtime_ns
@@ -193,7 +209,7 @@ class VoiceLibrary:
         if cached is None or cached[0] != mtime:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
             meta = from_dict(VoiceMeta, data, META_FILE)
-            if Path(meta.audio).name != meta.audio:
+            if Path(meta.audio).name != meta.audio or meta.audio in ("", ".", ".."):
                 raise ConfigError(f"{META_FILE}.audio: expected a file name in the voice folder")
             cached = (mtime, meta)
             self._meta_cache[path] = cached
@@ -216,22 +232,24 @@ class VoiceLibrary:
             created=meta.created or datetime.now(UTC).isoformat(timespec="seconds"),
             audio=AUDIO_FILE,
         )
-        self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".tmp-{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
-            _write_audio(staging / AUDIO_FILE, samples, self.limits.rate)
-            _write_meta(staging / META_FILE, meta)
-            _publish(staging, self.root / name)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with disk_space(f"register voice '{name}'"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
+            try:
+                write_file(staging / AUDIO_FILE, wav_bytes(samples, self.limits.rate))
+                _write_meta(staging / META_FILE, meta)
+                _publish(staging, self.root / name)
+            except BaseException:
+                remove_path(staging)
+                raise
         return self.get(name)
 
     def update(self, name: str, changes: Mapping[str, Any]) -> LibraryVoice:
         """Change a voice's metadata (not its audio), replacing voice.yaml atomically."""
         voice = self.get(name)
-        if voice.error is not None and not (voice.folder / META_FILE).is_file():
+        meta_missing = not (voice.folder / META_FILE).is_file()
+        if voice.error is not None and (meta_missing or self._outside(voice.folder)):
             raise InvalidRequestError(f"voice '{name}' cannot be changed: {voice.error}")
         allowed = {"name", "languages", "default_language", "transcript", "description", "engines"}
         unknown = sorted(set(changes) - allowed)
@@ -246,32 +264,21 @@ class VoiceLibrary:
         meta = replace(meta, languages=check_languages(meta.languages))
         if meta.default_language:
             meta.default_language = check_languages([meta.default_language])[0]
-        _write_meta(voice.folder / META_FILE, meta)
+        with disk_space(f"change voice '{name}'"):
+            _write_meta(voice.folder / META_FILE, meta)
         return self.get(name)
 
     def remove(self, name: str) -> None:
         """Delete a voice: renamed away first, so it vanishes at once and whole."""
         voice = self.get(name)
         trash = self.root / f".trash-{uuid.uuid4().hex}"
-        os.rename(voice.folder, trash)
-        shutil.rmtree(trash, ignore_errors=True)
-
-
-def _write_audio(path: Path, samples: np.ndarray, rate: int) -> None:
-    soundfile.write(path, samples, rate, subtype="PCM_16")
+        os.rename(voice.folder, trash)  # a link is renamed itself, never what it leads to
+        remove_path(trash)
 
 
 def _write_meta(path: Path, meta: VoiceMeta) -> None:
     data = {key: value for key, value in asdict(meta).items() if value not in (None, [])}
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        with temporary.open("w", encoding="utf-8") as file:
-            yaml.safe_dump(data, file, allow_unicode=True, sort_keys=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    replace_file(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode())
 
 
 def _publish(staging: Path, target: Path) -> None:

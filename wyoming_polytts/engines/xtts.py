@@ -72,6 +72,7 @@ class XttsEngine(Engine):
         streams_within_sentence=True, cloning=True, max_sentence_chars=_CHAR_LIMIT
     )
     options_type = XttsOptions
+    option_keys = frozenset(SAMPLING_KEYS)
     default_concurrency = 1
 
     def __init__(self, options: EngineOptions, context: EngineContext) -> None:

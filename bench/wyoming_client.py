@@ -1,0 +1,148 @@
+"""Timed Wyoming requests: one-shot and streamed synthesis, describe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.info import Describe, Info
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
+
+from .texts import StreamPlan
+
+TIMEOUT = 300.0
+"""Seconds one request may take before it counts as an error."""
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Measurement:
+    """What one request took, in seconds."""
+
+    ttfa: float | None = None
+    """Time to the first audio chunk (streaming: from the chunk ending the first sentence)."""
+
+    total: float | None = None
+    """Time to the end of the request."""
+
+    audio: float = 0.0
+    """Seconds of audio received."""
+
+    error: str | None = None
+
+    @property
+    def rtf(self) -> float | None:
+        """Real-time factor: synthesis time over audio duration."""
+        if self.total is None or not self.audio:
+            return None
+        return self.total / self.audio
+
+
+class _Receiver:
+    """Reads a server's answer, noting when audio starts and how much arrives."""
+
+    def __init__(self, client: AsyncTcpClient) -> None:
+        self._client = client
+        self.first_audio_at: float | None = None
+        self.samples = 0
+        self.rate = 0
+        self.error: str | None = None
+
+    async def until(self, *types: str) -> float:
+        """Read events until one of ``types`` (or an error); return when it arrived."""
+        while True:
+            event = await self._client.read_event()
+            if event is None:
+                self.error = self.error or "server closed the connection"
+                return time.perf_counter()
+            if AudioChunk.is_type(event.type):
+                if self.first_audio_at is None:
+                    self.first_audio_at = time.perf_counter()
+                chunk = AudioChunk.from_event(event)
+                self.samples += len(chunk.audio) // (chunk.width * chunk.channels)
+                self.rate = chunk.rate
+            elif AudioStart.is_type(event.type):
+                self.rate = AudioStart.from_event(event).rate
+            elif Error.is_type(event.type):
+                self.error = Error.from_event(event).text
+                if "synthesize-stopped" not in types:
+                    return time.perf_counter()
+            if event.type in types:
+                return time.perf_counter()
+
+    def measurement(self, started: float, first_from: float, ended: float) -> Measurement:
+        return Measurement(
+            ttfa=None if self.first_audio_at is None else self.first_audio_at - first_from,
+            total=ended - started,
+            audio=self.samples / self.rate if self.rate else 0.0,
+            error=self.error,
+        )
+
+
+def _voice(name: str | None) -> SynthesizeVoice | None:
+    return SynthesizeVoice(name=name) if name else None
+
+
+async def one_shot(port: int, text: str, voice: str | None) -> Measurement:
+    """``synthesize`` on a new connection, timed from sending it."""
+    try:
+        async with AsyncTcpClient(HOST, port) as client:
+            receiver = _Receiver(client)
+            started = time.perf_counter()
+            await client.write_event(Synthesize(text=text, voice=_voice(voice)).event())
+            ended = await asyncio.wait_for(receiver.until("audio-stop"), TIMEOUT)
+            return receiver.measurement(started, started, ended)
+    except (OSError, TimeoutError) as err:
+        return Measurement(error=f"{type(err).__name__}: {err}")
+
+
+async def streamed(port: int, plan: StreamPlan, voice: str | None, delay: float) -> Measurement:
+    """Home Assistant's sequence: start, a chunk every ``delay`` s, synthesize, stop.
+
+    Time to first audio counts from sending the chunk that ends the first
+    sentence; total time from ``synthesize-start`` to ``synthesize-stopped``.
+    """
+    try:
+        async with AsyncTcpClient(HOST, port) as client:
+            receiver = _Receiver(client)
+            started = time.perf_counter()
+            await client.write_event(SynthesizeStart(voice=_voice(voice)).event())
+            reading = asyncio.create_task(receiver.until("synthesize-stopped"))
+            sentence_done = started
+            for i, chunk in enumerate(plan.chunks):
+                if i:
+                    await asyncio.sleep(delay)
+                await client.write_event(SynthesizeChunk(text=chunk).event())
+                if i == plan.first_sentence_end:
+                    sentence_done = time.perf_counter()
+            full = "".join(plan.chunks)
+            await client.write_event(Synthesize(text=full, voice=_voice(voice)).event())
+            await client.write_event(SynthesizeStop().event())
+            ended = await asyncio.wait_for(reading, TIMEOUT)
+            return receiver.measurement(started, sentence_done, ended)
+    except (OSError, TimeoutError) as err:
+        return Measurement(error=f"{type(err).__name__}: {err}")
+
+
+async def describe(port: int) -> tuple[float, Info]:
+    """Seconds a ``describe`` took on a new connection, and the answer."""
+    async with AsyncTcpClient(HOST, port) as client:
+        started = time.perf_counter()
+        await client.write_event(Describe().event())
+        while True:
+            event = await asyncio.wait_for(client.read_event(), TIMEOUT)
+            if event is None:
+                raise ConnectionError("server closed the connection before info")
+            if Info.is_type(event.type):
+                return time.perf_counter() - started, Info.from_event(event)
