@@ -8,6 +8,7 @@ the pool also owns the server's :class:`~.metrics.Metrics`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
@@ -74,6 +75,10 @@ class EnginePool:
     def statuses(self) -> dict[str, EngineStatus]:
         """Every engine's status, in config order."""
         return {name: self.status(name) for name in self._runners}
+
+    async def prepare(self) -> None:
+        """Let every engine read what its voice list needs, off the event loop."""
+        await asyncio.gather(*(runner.prepare() for runner in self._runners.values()))
 
     async def start(self, preload: Iterable[str]) -> None:
         """Start unloading idle engines, and load ``preload`` now (failures are logged)."""

@@ -110,6 +110,13 @@ class EngineRunner:
 
     # --- loading ----------------------------------------------------------
 
+    async def prepare(self) -> None:
+        """Run the engine's one-time discovery in its worker thread (failures are logged)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.prepare)
+        except Exception:  # a broken voice listing must not stop the server
+            _LOGGER.exception("Engine %s failed to prepare its voice list", self.name)
+
     async def load(self) -> None:
         """Run ``engine.load()`` in a worker thread and measure what it added.
 

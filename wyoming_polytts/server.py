@@ -68,6 +68,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         samples_per_chunk=settings.wyoming.samples_per_chunk,
         lookahead=settings.pool.lookahead,
     )
+    await pool.prepare()
     http = await start_http(pool, catalog, library, config) if settings.openai.enabled else None
     server = AsyncServer.from_uri(settings.wyoming.uri)
     await server.start(partial(TtsEventHandler, catalog, pool, handler_settings))

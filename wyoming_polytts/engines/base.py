@@ -256,6 +256,14 @@ class Engine(ABC):
         """
         return None
 
+    def prepare(self) -> None:
+        """Blocking discovery, run once in a worker thread before the server listens.
+
+        For whatever :meth:`voices` needs that is slow the first time (XTTS reads its
+        speaker file with torch), so that describe never waits on it.
+        """
+        return None
+
     @abstractmethod
     def voices(self) -> list[VoiceInfo]:
         """Voices this engine can speak with.

@@ -122,6 +122,10 @@ class XttsEngine(Engine):
     def _library(self) -> list[ReferenceVoice]:
         return self.context.reference_voices.for_engine(self.name)
 
+    def prepare(self) -> None:
+        self._checkpoint_config()
+        self._studio_names()
+
     def voices(self) -> list[VoiceInfo]:
         config = self._checkpoint_config()
         rate = int(config.get("model_args", {}).get("output_sample_rate") or _SAMPLE_RATE)
