@@ -2,8 +2,8 @@
 
 Python's decoder recurses once per nesting level, so a body of a few kilobytes
 of ``[[[[...`` would exhaust the stack. Nesting is counted on the raw text
-first, in one linear pass, and anything deeper than :data:`MAX_DEPTH` is refused
-before the decoder sees it.
+first (strings removed in one linear pass, then a running count of brackets),
+and anything deeper than :data:`MAX_DEPTH` is refused before the decoder sees it.
 """
 
 from __future__ import annotations

@@ -62,12 +62,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     library.cleanup()
     pool = build_pool(config, library)
     catalog = Catalog(pool, settings.default_voice)
-    handler_settings = HandlerSettings(
-        max_chars=settings.text.max_chars,
-        max_sentence_chars=settings.text.max_sentence_chars,
-        samples_per_chunk=settings.wyoming.samples_per_chunk,
-        lookahead=settings.pool.lookahead,
-    )
+    handler_settings = HandlerSettings.from_config(config)
     await pool.prepare()
     http = await start_http(pool, catalog, library, config) if settings.openai.enabled else None
     server = AsyncServer.from_uri(settings.wyoming.uri)
