@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wyoming_polytts.text import SentenceSplitter, split_long, split_sentences
+from wyoming_polytts.text import SentenceSplitter, speakable, split_long, split_sentences
 
 
 def test_sentences_of_a_text() -> None:
@@ -41,4 +41,9 @@ def test_stream_yields_sentences_as_they_complete() -> None:
 def test_every_piece_is_bounded_and_no_word_is_lost(text: str, limit: int) -> None:
     pieces = split_sentences(text, limit)
     assert all(0 < len(p) <= limit for p in pieces)
-    assert "".join("".join(pieces).split()) == "".join(text.split())
+    assert "".join("".join(pieces).split()) == "".join(speakable(text).split())
+
+
+def test_control_characters_and_lone_surrogates_are_dropped() -> None:
+    sentences = split_sentences("Hello\x00 there.\x1b Bye\ud800 now.", 300)
+    assert [" ".join(s.split()) for s in sentences] == ["Hello there.", "Bye now."]

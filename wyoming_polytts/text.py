@@ -12,9 +12,17 @@ from collections.abc import Iterable
 
 from sentence_stream import SentenceBoundaryDetector
 
+_UNSPEAKABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters and lone surrogates: no engine can speak them, some crash on them."""
+
 _CLAUSE_END = re.compile(
     r"(?<=[,;:\u2014\u2013\uff0c\u3001\uff1b\uff1a])\s*|\s+(?=[\u2014\u2013-]\s)"
 )
+
+
+def speakable(text: str) -> str:
+    """The text with control characters and lone surrogates replaced by spaces."""
+    return _UNSPEAKABLE.sub(" ", text)
 
 
 def split_long(sentence: str, max_chars: int) -> list[str]:
@@ -64,7 +72,7 @@ class SentenceSplitter:
 
     def add(self, chunk: str) -> list[str]:
         """Add a chunk of text; return the sentences it completed."""
-        return self._bound(self._detector.add_chunk(chunk))
+        return self._bound(self._detector.add_chunk(speakable(chunk)))
 
     def finish(self) -> list[str]:
         """Return what remains once the text has ended."""
