@@ -11,7 +11,7 @@ TORCHAUDIO_VERSION := 2.11.0
 # test target installs it when missing (as root). No browser is ever downloaded.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint check bench bench-quick clean
+.PHONY: run test lint check bench bench-quick soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(VENV)/.bench-installed
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# The five-minute soak (README "Reliability"): 32 Wyoming + 16 HTTP clients; figures
+# into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".
+soak: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV)

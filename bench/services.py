@@ -127,18 +127,15 @@ def ensure_wyoming_piper(venv: Path) -> Path:
         file=sys.stderr,
         flush=True,
     )
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            f"wyoming-piper=={WYOMING_PIPER_VERSION}",
-        ],
-        check=True,
-    )
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([*pip, f"wyoming-piper=={WYOMING_PIPER_VERSION}"], check=True)
+    except subprocess.CalledProcessError as err:
+        raise RuntimeError(
+            f"could not install wyoming-piper {WYOMING_PIPER_VERSION} into {venv} ({err}); "
+            "check the connection to PyPI or run with --no-wyoming-piper"
+        ) from err
     marker.touch()
     return venv
 
