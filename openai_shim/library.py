@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from wyoming_polytts.bounded_read import read_bounded
 from wyoming_polytts.catalog import CatalogVoice
 from wyoming_polytts.errors import InvalidRequestError, PayloadTooLargeError
 from wyoming_polytts.json_limits import decode_json
@@ -152,14 +153,7 @@ def _cloning_engines(request: web.Request) -> set[str]:
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
     """The body, refusing (413) anything over ``limit`` without reading it all."""
-    if (request.content_length or 0) > limit:
-        raise PayloadTooLargeError(f"the request body is over the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body.extend(chunk)
-        if len(body) > limit:
-            raise PayloadTooLargeError(f"the request body is over the limit of {limit} bytes")
-    return bytes(body)
+    return await read_bounded(request.content, request.content_length, limit, "the request body")
 
 
 async def _read_form(request: web.Request, limit: int) -> tuple[dict[str, Any], bytes | None]:

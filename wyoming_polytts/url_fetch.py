@@ -17,7 +17,8 @@ from urllib.parse import urljoin, urlparse
 
 import aiohttp
 
-from .errors import InvalidRequestError, PayloadTooLargeError
+from .bounded_read import read_bounded
+from .errors import InvalidRequestError
 
 _MAX_REDIRECTS = 3
 _CARRY_IPV4 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b::/96"))
@@ -47,19 +48,10 @@ async def _fetch(url: str, max_bytes: int) -> bytes:
                     continue
                 if response.status != 200:
                     raise InvalidRequestError(f"fetching {url} failed: HTTP {response.status}")
-                return await _read_limited(response, max_bytes)
+                return await read_bounded(
+                    response.content, response.content_length, max_bytes, "the audio at the URL"
+                )
         raise InvalidRequestError(f"fetching {url} failed: too many redirects")
-
-
-async def _read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    if (response.content_length or 0) > max_bytes:
-        raise PayloadTooLargeError(f"the audio at the URL is over {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise PayloadTooLargeError(f"the audio at the URL is over {max_bytes} bytes")
-    return bytes(body)
 
 
 async def _check_url(url: str) -> None:
