@@ -21,9 +21,6 @@ from .voices import VoiceResolver
 
 _LOGGER = logging.getLogger(__name__)
 
-_SHUTDOWN_TIMEOUT = 5.0
-"""Seconds open responses get to finish when the server stops."""
-
 
 def create_app(
     pool: EnginePool, catalog: Catalog, library: VoiceLibrary, settings: ShimSettings
@@ -54,6 +51,7 @@ async def start_http(
     """Serve the API where ``openai.host``/``openai.port`` say; the caller cleans up the runner.
 
     Handlers are cancelled when their client disconnects, which cancels their synthesis.
+    When the runner is cleaned up, responses in progress get ``shutdown_grace`` seconds.
     A client that has not sent complete headers ``openai.header_timeout`` seconds after
     connecting (or after its previous response) is disconnected: aiohttp's keep-alive
     timer also runs while a request's headers are still arriving.
@@ -63,7 +61,7 @@ async def start_http(
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
-        shutdown_timeout=_SHUTDOWN_TIMEOUT,
+        shutdown_timeout=config.settings.shutdown_grace,
         keepalive_timeout=settings.header_timeout,
     )
     await runner.setup()

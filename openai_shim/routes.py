@@ -56,14 +56,17 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Every engine's state (unloaded, loading, loaded, unloading, failed), memory and load."""
+    """Every engine's state (unloaded, loading, loaded, unloading, failed), memory and load;
+    "degraded" when one failed, is stuck in a sentence, or reports a problem."""
     pool = request.app[POOL]
     engines = {name: dataclasses.asdict(pool.status(name)) for name in pool.engines}
     for name, engine in pool.engines.items():
         if (detail := engine.health()) is not None:  # e.g. a Wyoming upstream's link
             engines[name]["detail"] = detail
     failed = any(
-        status["state"] is EngineState.FAILED or not status.get("detail", {}).get("ok", True)
+        status["state"] is EngineState.FAILED
+        or status["stuck"]  # inside an engine call past pool.job_timeout
+        or not status.get("detail", {}).get("ok", True)
         for status in engines.values()
     )
     return web.json_response(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -16,7 +14,9 @@ from .addon_options import load_options_file
 from .config import Config, load_config
 from .const import EXIT_CONFIG_ERROR
 from .errors import ConfigError
+from .logs import configure_logging
 from .server import serve
+from .shutdown import exit_process, handle_signals
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,15 +93,9 @@ async def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"wyoming-polytts: config error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    logging.basicConfig(
-        level=config.settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.settings.log_level, config.settings.openai.api_keys)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    handle_signals(stop)
     try:
         await serve(config, stop)
     except ConfigError as err:
@@ -115,7 +109,7 @@ def run() -> None:
         from .voices_cli import main as voices_main
 
         sys.exit(voices_main(sys.argv[2:]))
-    sys.exit(asyncio.run(main()))
+    exit_process(asyncio.run(main()))
 
 
 if __name__ == "__main__":

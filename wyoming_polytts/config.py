@@ -110,9 +110,13 @@ class PoolSettings:
     load_retry_after: float = 30.0
     """Seconds after a failed load before a request may load the engine again."""
 
+    job_timeout: float = 120.0
+    """Seconds an engine may work on one sentence without handing over audio before the
+    request fails with ``synthesis-timeout`` (README "Reliability")."""
+
     def __post_init__(self) -> None:
         _require_positive("pool", lookahead=self.lookahead)
-        _require_positive("pool", load_wait=self.load_wait)
+        _require_positive("pool", load_wait=self.load_wait, job_timeout=self.job_timeout)
         if self.load_retry_after < 0:
             raise ConfigError(
                 f"pool.load_retry_after: expected 0 or more, got {self.load_retry_after!r}"
@@ -205,6 +209,9 @@ class Settings:
     """Voice used when a request names none."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    shutdown_grace: float = 8.0
+    """Seconds requests in progress get to finish after SIGTERM (README "Reliability")."""
+
     cache_dir: str = "~/.cache/wyoming-polytts"
     voices_dir: str = "voices"
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
@@ -214,6 +221,10 @@ class Settings:
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     engines: dict[str, dict[str, Any] | None] = field(default_factory=lambda: {"piper": {}})
     """Engine name to its options; each engine checks its own section."""
+
+    def __post_init__(self) -> None:
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"shutdown_grace: expected 0 or more, got {self.shutdown_grace!r}")
 
 
 @dataclass

@@ -89,5 +89,26 @@ class SynthesisError(PolyttsError):
     http_status = 500
 
 
+class SynthesisTimeoutError(PolyttsError):
+    """The engine worked on one sentence longer than ``pool.job_timeout`` without audio."""
+
+    code = "synthesis-timeout"
+    http_status = 504
+
+
+class EngineOutOfMemoryError(PolyttsError):
+    """The engine ran out of (GPU) memory on this request; it stays usable."""
+
+    code = "out-of-memory"
+    http_status = 503
+
+
+class ServerShuttingDownError(PolyttsError):
+    """The server is shutting down and takes no new requests."""
+
+    code = "server-shutting-down"
+    http_status = 503
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the key and what was expected."""

@@ -33,6 +33,7 @@ from .config import Config, WyomingSettings
 from .const import CHANNELS, SAMPLE_WIDTH
 from .errors import InvalidRequestError, InvalidTextError, PolyttsError
 from .pool import EnginePool
+from .shutdown import InFlight
 from .synthesis import SpeechOptions, check_text_length, iterate, speak
 from .text import SentenceSplitter, split_sentences
 from .wyoming_info import build_info
@@ -131,11 +132,15 @@ class TtsEventHandler(AsyncEventHandler):
         settings: HandlerSettings,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        *,
+        in_flight: InFlight | None = None,
     ) -> None:
+        """``in_flight`` collects the requests a shutdown lets finish."""
         super().__init__(reader, writer)
         self._catalog = catalog
         self._pool = pool
         self._settings = settings
+        self._in_flight = in_flight
         self._stream: _TextStream | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -219,6 +224,8 @@ class TtsEventHandler(AsyncEventHandler):
                 _LOGGER.debug("Client left during synthesis")
 
         self._task = asyncio.create_task(run())
+        if self._in_flight is not None:
+            self._in_flight.add(self._task)
 
     def _start_stream(self, start: SynthesizeStart) -> None:
         if self._stream is not None:

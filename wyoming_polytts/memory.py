@@ -137,6 +137,15 @@ def release_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is running out of memory: Python's ``MemoryError`` or torch's
+    ``torch.cuda.OutOfMemoryError`` (checked only when torch is imported already)."""
+    if isinstance(err, MemoryError):
+        return True
+    torch = _imported_torch()
+    return torch is not None and isinstance(err, torch.cuda.OutOfMemoryError)
+
+
 def resident_memory() -> int | None:
     """The process's resident memory in bytes (Linux); None elsewhere."""
     try:

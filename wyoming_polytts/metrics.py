@@ -4,16 +4,26 @@ Each :class:`Metrics` has its own ``CollectorRegistry`` (never the global one),
 so several servers in one process keep separate counts. Requests are counted
 where both front doors meet (:func:`wyoming_polytts.synthesis.speak`), labelled
 with the front door they came through; the engines' state, memory and queues
-are read from the pool whenever ``/metrics`` is scraped.
+are read from the pool whenever ``/metrics`` is scraped, as are the process's
+own figures (prometheus-client's ``process_*``: memory, open file descriptors)
+and its count of threads and asyncio tasks, which a leak would make grow.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -69,6 +79,8 @@ class Metrics:
             ["engine", "reason"],
             registry=self.registry,
         )
+        ProcessCollector(registry=self.registry)
+        self.registry.register(_RuntimeCollector())
 
     def watch(self, snapshot: Snapshot, budget: int | None) -> None:
         """Report the engines of ``snapshot`` (and the memory budget) at every scrape."""
@@ -145,6 +157,11 @@ class _PoolCollector(Collector):
         requests = GaugeMetricFamily(
             "polytts_active_requests", "Requests admitted to each engine", labels=["engine"]
         )
+        stuck = GaugeMetricFamily(
+            "polytts_stuck_jobs",
+            "Sentence jobs past pool.job_timeout whose engine call has not returned",
+            labels=["engine"],
+        )
         for name, status in statuses.items():
             for each in EngineState:
                 state.add_metric([name, each.value], 1.0 if status.state is each else 0.0)
@@ -153,10 +170,27 @@ class _PoolCollector(Collector):
             waiting.add_metric([name], float(status.waiting))
             running.add_metric([name], float(status.running))
             requests.add_metric([name], float(status.requests))
-        yield from (state, memory, waiting, running, requests)
+            stuck.add_metric([name], float(status.stuck))
+        yield from (state, memory, waiting, running, requests, stuck)
         if self._budget is not None:
             yield GaugeMetricFamily(
                 "polytts_memory_budget_bytes",
                 "The pool's memory budget (pool.gpu_memory_budget)",
                 value=float(self._budget),
             )
+
+
+class _RuntimeCollector(Collector):
+    """Threads and asyncio tasks of the process, counted at scrape time."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "polytts_threads", "Python threads alive", value=float(threading.active_count())
+        )
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside the server's event loop
+            return
+        yield GaugeMetricFamily(
+            "polytts_asyncio_tasks", "Asyncio tasks not yet done", value=float(tasks)
+        )

@@ -3,22 +3,34 @@
 Front doors reach engines only through :meth:`EnginePool.session`, which admits
 the request, waits for the engine to be loaded (see :mod:`.lifecycle`) and
 cancels the request's jobs when it ends. Scheduling lives in :mod:`.runner`;
-the pool also owns the server's :class:`~.metrics.Metrics`.
+the pool also owns the server's :class:`~.metrics.Metrics`. Once the server
+starts shutting down, :meth:`EnginePool.stop_admitting` makes every new request
+fail with :class:`ServerShuttingDownError` while admitted ones go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from .engines.base import Engine, SynthesisRequest
+from .errors import ServerShuttingDownError
 from .jobs import Job, Transform
 from .lifecycle import Lifecycle, LifecycleSettings
 from .metrics import Metrics
 from .runner import EngineRunner, EngineState, EngineStatus
 
 __all__ = ["EnginePool", "EngineState", "EngineStatus", "LifecycleSettings", "PoolSession"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_CLOSE_WAIT = 5.0
+"""Seconds :meth:`EnginePool.close` waits for running sentences before unloading."""
+
+_CLOSE_POLL = 0.05
 
 
 class PoolSession:
@@ -48,8 +60,13 @@ class EnginePool:
         engines: Mapping[str, Engine],
         queue_size: int,
         lifecycle: LifecycleSettings | None = None,
+        job_timeout: float | None = None,
     ) -> None:
-        self._runners = {name: EngineRunner(name, e, queue_size) for name, e in engines.items()}
+        """``job_timeout``: seconds a running sentence may go without audio (None: no limit)."""
+        self._runners = {
+            name: EngineRunner(name, e, queue_size, job_timeout) for name, e in engines.items()
+        }
+        self._admitting = True
         self.metrics = Metrics()
         self._lifecycle = Lifecycle(self._runners, lifecycle or LifecycleSettings(), self.metrics)
         self.metrics.watch(self.statuses, self.memory_budget)
@@ -84,11 +101,31 @@ class EnginePool:
         """Start unloading idle engines, and load ``preload`` now (failures are logged)."""
         await self._lifecycle.start(preload)
 
-    async def close(self) -> None:
-        """Stop the lifecycle, unload every engine and stop the worker threads."""
+    def stop_admitting(self) -> None:
+        """Refuse new requests from now on (shutting down); admitted ones go on."""
+        self._admitting = False
+
+    async def close(self, wait: float = _CLOSE_WAIT) -> None:
+        """Stop the lifecycle, unload every engine and stop the worker threads.
+
+        Sentences still running (their requests are cancelled) get ``wait`` seconds to
+        return, those already past ``job_timeout`` none; an engine still inside one after
+        that is left as it is, not unloaded.
+        """
+        self.stop_admitting()
         await self._lifecycle.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(
+            status.running > status.stuck for status in self.statuses().values()
+        ):
+            await asyncio.sleep(_CLOSE_POLL)
         for runner in self._runners.values():
-            if runner.state is EngineState.LOADED:
+            busy = runner.status(None).running
+            if busy:
+                _LOGGER.warning(
+                    "Engine %s is still inside %d sentence(s); not unloading it", runner.name, busy
+                )
+            elif runner.state is EngineState.LOADED:
                 await runner.unload("shutting down")
             runner.shutdown()
 
@@ -96,6 +133,8 @@ class EnginePool:
     async def session(self, engine: str) -> AsyncIterator[PoolSession]:
         """Admit one request to ``engine``; its jobs are cancelled when the block exits."""
         runner = self._runners[engine]
+        if not self._admitting:
+            raise ServerShuttingDownError("the server is shutting down; try again shortly")
         runner.admit()
         session = PoolSession(runner)
         try:

@@ -6,6 +6,12 @@ are ordered by their sentence's position within its request, so every waiting
 request's first sentence is served before later sentences of others: with many
 clients, speech starts early for all of them. When it loads and unloads is
 decided by :mod:`.lifecycle`; the runner does the work and measures it.
+
+A sentence that stalls past ``pool.job_timeout`` fails its request (see
+:mod:`.watchdog`); while every worker of an engine is stuck in such a call, its
+queued sentences and new requests fail at once with
+:class:`EngineUnavailableError` instead of waiting. An engine running out of
+memory fails only the request it was working on.
 """
 
 from __future__ import annotations
@@ -18,11 +24,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 
 from .engines.base import Engine, SynthesisRequest
-from .errors import EngineUnavailableError, PolyttsError, ServerBusyError, SynthesisError
+from .errors import (
+    EngineOutOfMemoryError,
+    EngineUnavailableError,
+    PolyttsError,
+    ServerBusyError,
+    SynthesisError,
+)
 from .jobs import END, Job, Transform
-from .memory import LoadMeter, format_bytes, release_memory
+from .memory import LoadMeter, format_bytes, is_out_of_memory, release_memory
+from .watchdog import Watchdog
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,11 +76,17 @@ class EngineStatus:
     requests: int
     """Requests admitted (running, queued or between sentences)."""
 
+    stuck: int = 0
+    """Sentence jobs past ``pool.job_timeout`` whose engine call has not returned yet
+    (each keeps its worker busy)."""
+
 
 class EngineRunner:
     """Loads and unloads one engine and schedules its sentence jobs onto its worker threads."""
 
-    def __init__(self, name: str, engine: Engine, queue_size: int) -> None:
+    def __init__(
+        self, name: str, engine: Engine, queue_size: int, job_timeout: float | None = None
+    ) -> None:
         self.name = name
         self.engine = engine
         self.state = EngineState.UNLOADED
@@ -78,6 +98,7 @@ class EngineRunner:
         """When a request last came or went, or the engine last loaded (monotonic clock)."""
 
         self._queue_size = queue_size
+        self._watchdog = Watchdog(name, job_timeout, self._dispatch)
         self._executor = ThreadPoolExecutor(
             max_workers=engine.concurrency, thread_name_prefix=f"polytts-{name}"
         )
@@ -98,6 +119,7 @@ class EngineRunner:
             running=self._running,
             waiting=self._waiting(),
             requests=self._requests,
+            stuck=self._watchdog.stuck,
         )
 
     @property
@@ -176,7 +198,10 @@ class EngineRunner:
     # --- requests and jobs ------------------------------------------------
 
     def admit(self) -> None:
-        """Count a new request in, or refuse it when the engine's queue is full."""
+        """Count a new request in, or refuse it when the engine's queue is full or
+        every worker is stuck."""
+        if self._unresponsive:
+            raise self._unresponsive_error()
         if self._requests >= self.engine.concurrency + self._queue_size:
             raise ServerBusyError(
                 f"the server is busy: engine '{self.name}' already has "
@@ -198,18 +223,35 @@ class EngineRunner:
         self._dispatch()
         return job
 
+    @property
+    def _unresponsive(self) -> bool:
+        return self._watchdog.stuck >= self.engine.concurrency
+
+    def _unresponsive_error(self) -> EngineUnavailableError:
+        return EngineUnavailableError(
+            f"engine '{self.name}' is not responding: its {self._watchdog.stuck} worker(s) "
+            f"have been stuck in a sentence for more than {self._watchdog.timeout:g} s "
+            "(pool.job_timeout); try again later"
+        )
+
     def _dispatch(self) -> None:
+        if self._unresponsive:  # nothing queued could start: fail it instead of waiting
+            while self._heap:
+                heapq.heappop(self._heap).fail(self._unresponsive_error())
+            return
         loop = asyncio.get_running_loop()
         while self._running < self.engine.concurrency and self._heap:
             job = heapq.heappop(self._heap)
             if job.cancelled.is_set():
                 continue
             self._running += 1
+            self._watchdog.started(job)
             future = loop.run_in_executor(self._executor, self._work, job)
-            future.add_done_callback(self._job_done)
+            future.add_done_callback(partial(self._job_done, job))
 
-    def _job_done(self, _future: asyncio.Future[None]) -> None:
+    def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
         self._running -= 1
+        self._watchdog.returned(job)
         self._dispatch()
 
     def _work(self, job: Job) -> None:
@@ -231,8 +273,18 @@ class EngineRunner:
         except PolyttsError as err:
             job.emit(err)
         except Exception as err:  # an engine bug must reach the client, not kill the worker
-            _LOGGER.exception("Engine %s failed on %r", self.name, job.request.text[:80])
-            job.emit(SynthesisError(f"engine '{self.name}' failed: {err}"))
+            if is_out_of_memory(err):
+                _LOGGER.warning("Engine %s ran out of memory: %s", self.name, err)
+                release_memory()
+                job.emit(
+                    EngineOutOfMemoryError(
+                        f"engine '{self.name}' ran out of memory; try again shortly, with "
+                        "shorter text, or with fewer requests at once"
+                    )
+                )
+            else:
+                _LOGGER.exception("Engine %s failed on %r", self.name, job.request.text[:80])
+                job.emit(SynthesisError(f"engine '{self.name}' failed: {err}"))
         finally:
             job.emit(END)
 

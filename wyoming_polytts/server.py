@@ -19,6 +19,7 @@ from .handler import HandlerSettings, TtsEventHandler
 from .memory import format_bytes, resolve_budget
 from .pool import EnginePool, LifecycleSettings
 from .reference_audio import AudioLimits
+from .shutdown import InFlight, stop_serving
 from .voice_library import VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,11 +53,12 @@ def build_pool(config: Config, library: VoiceLibrary) -> EnginePool:
         load_wait=settings.load_wait,
         retry_after=settings.load_retry_after,
     )
-    return EnginePool(engines, settings.queue_size, lifecycle)
+    return EnginePool(engines, settings.queue_size, lifecycle, settings.job_timeout)
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set; engines load in the background meanwhile."""
+    """Serve until ``stop`` is set, then let requests in progress finish within
+    ``shutdown_grace`` (see :mod:`.shutdown`); engines load in the background meanwhile."""
     settings = config.settings
     library = build_library(config)
     library.cleanup()
@@ -66,7 +68,10 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     await pool.prepare()
     http = await start_http(pool, catalog, library, config) if settings.openai.enabled else None
     server = AsyncServer.from_uri(settings.wyoming.uri)
-    await server.start(partial(TtsEventHandler, catalog, pool, handler_settings))
+    in_flight = InFlight()
+    await server.start(
+        partial(TtsEventHandler, catalog, pool, handler_settings, in_flight=in_flight)
+    )
     _LOGGER.info("Wyoming server listening on %s", settings.wyoming.uri)
     loading = asyncio.create_task(_load(pool, catalog))
     try:
@@ -74,12 +79,8 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             await _announce(settings.wyoming.uri, settings.wyoming.zeroconf_name)
         await stop.wait()
     finally:
-        _LOGGER.info("Stopping")
         loading.cancel()
-        if http is not None:
-            await http.cleanup()
-        await server.stop()
-        await pool.close()
+        await stop_serving(server, http, pool, in_flight, settings.shutdown_grace)
 
 
 async def _load(pool: EnginePool, catalog: Catalog) -> None:
