@@ -26,10 +26,12 @@ import asyncio
 import json
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from .machine import describe_machine, finish_machine
@@ -44,6 +46,9 @@ RSS_GROWTH = 0.05
 
 FD_SLACK = 4
 """File descriptors the end may hold beyond the warm-up (sockets still closing)."""
+
+TREND_EVERY = 30.0
+"""Seconds between samples of resident memory under load (the trend in the report)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class SoakResult:
     soak: Tally
     tracebacks: int
     machine: dict[str, Any]
+    trend: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds into the soak, resident bytes) under load, every ``TREND_EVERY`` s."""
 
     @property
     def rss_growth(self) -> float:
@@ -125,6 +132,7 @@ class SoakResult:
             "after_warmup": self.warm.to_json(),
             "end": self.end.to_json(),
             "rss_growth_percent": round(100 * self.rss_growth, 2),
+            "rss_under_load_mib": [[round(t), round(rss / 2**20, 1)] for t, rss in self.trend],
             "tracebacks": self.tracebacks,
             "failures": self.failures(),
             "machine": self.machine,
@@ -153,14 +161,26 @@ async def run_soak(settings: SoakSettings, work_dir: Path) -> SoakResult:
         warmup = await run_clients(*load, settings.kinds, settings.warmup)
         await wait_idle(http_port)
         warm = await holdings(service.pid, http_port)
-        soak = await run_clients(*load, settings.kinds, settings.seconds)
+        trend: list[tuple[float, int]] = []
+        sampler = asyncio.create_task(_sample_rss(service.pid, trend))
+        try:
+            soak = await run_clients(*load, settings.kinds, settings.seconds)
+        finally:
+            sampler.cancel()
         await wait_idle(http_port)
         end = await holdings(service.pid, http_port)
     finally:
         service.stop()
     finish_machine(machine)
     tracebacks = service.log().count("Traceback")
-    return SoakResult(settings, start, warm, end, warmup, soak, tracebacks, machine)
+    return SoakResult(settings, start, warm, end, warmup, soak, tracebacks, machine, trend)
+
+
+async def _sample_rss(pid: int, trend: list[tuple[float, int]]) -> None:
+    process, started = psutil.Process(pid), time.monotonic()
+    while True:
+        await asyncio.sleep(TREND_EVERY)
+        trend.append((time.monotonic() - started, process.memory_info().rss))
 
 
 def render(result: SoakResult) -> str:
@@ -183,6 +203,8 @@ def render(result: SoakResult) -> str:
     for key, name in (("threads", "Python threads"), ("tasks", "Asyncio tasks")):
         rows.append((f"{name}: after warm-up / end", f"{warm[key]} / {end[key]}"))
     rows.append(("Open file descriptors: after warm-up / end", f"{warm['fds']} / {end['fds']}"))
+    under_load = ", ".join(f"{mib:.0f}" for _, mib in data["rss_under_load_mib"])
+    rows.append((f"Resident memory under load, every {TREND_EVERY:g} s (MiB)", under_load))
     rows.append(("Tracebacks in the server log", str(data["tracebacks"])))
     rows.append(("Load average (start / end)", _load(data["machine"])))
     verdict = "; ".join(data["failures"]) or "all checks passed"
