@@ -42,6 +42,7 @@ _REASONS = {
     413: "The body or an uploaded file is over its limit",
     500: "The engine failed",
     503: "The engine is busy, loading or unavailable; retry later",
+    504: "The engine gave no audio within pool.job_timeout",
     507: "The disk holding the voice library is full",
 }
 
@@ -88,7 +89,7 @@ def _paths(
                             SSE_TYPE: {"schema": SSE_EVENT},
                         },
                     },
-                    **_errors(400, 401, 404, 413, 500, 503),
+                    **_errors(400, 401, 404, 413, 500, 503, 504),
                 },
             }
         },

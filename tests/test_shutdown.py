@@ -216,8 +216,8 @@ async def test_an_engine_stuck_in_a_call_does_not_hold_the_exit(tmp_path: Path) 
         "engines": {"piper": {}, "wyoming": upstream},
     }
     server = ServerProcess(tmp_path, config)
-    await asyncio.to_thread(server.start)  # the loop keeps serving the silent upstream
     try:
+        await asyncio.to_thread(server.start)  # the loop keeps serving the silent upstream
         async with AsyncTcpClient("127.0.0.1", server.port) as client:
             stuck = await synthesize(client, "Anyone there?", "mute")
         assert [e.code for e in stuck.errors] == ["synthesis-timeout"]
