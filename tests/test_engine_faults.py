@@ -27,7 +27,7 @@ from wyoming.server import AsyncServer
 
 from openai_shim import ShimSettings, create_app
 from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.config import VoiceLibrarySettings
+from wyoming_polytts.config import parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
@@ -105,16 +105,7 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
         max_chars=4096, max_sentence_chars=300, samples_per_chunk=1024, lookahead=2
     )
     await wyoming.start(partial(TtsEventHandler, catalog, pool, settings))
-    shim = ShimSettings(
-        api_keys=(),
-        max_input_chars=4096,
-        voice_aliases={},
-        cors_origins=(),
-        max_body_bytes=1 << 20,
-        max_sentence_chars=300,
-        lookahead=2,
-        voice_library=VoiceLibrarySettings(),
-    )
+    shim = ShimSettings.from_config(parse_config({}, tmp))
     library = VoiceLibrary(tmp / "voices", LIMITS)
     runner = web.AppRunner(create_app(pool, catalog, library, shim))
     await runner.setup()

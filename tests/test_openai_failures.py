@@ -17,7 +17,7 @@ from aiohttp import web
 
 from openai_shim import ShimSettings, create_app
 from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.config import VoiceLibrarySettings
+from wyoming_polytts.config import parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
@@ -42,16 +42,7 @@ async def url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     tmp = Path(tmp_path_factory.mktemp("failures"))
     context = EngineContext(cache_dir=tmp, voices_dir=tmp, threads=2, base_dir=tmp)
     pool = EnginePool({"piper": _FailingPiper(PiperOptions(), context)}, queue_size=4)
-    settings = ShimSettings(
-        api_keys=(),
-        max_input_chars=4096,
-        voice_aliases={},
-        cors_origins=(),
-        max_body_bytes=1 << 20,
-        max_sentence_chars=300,
-        lookahead=2,
-        voice_library=VoiceLibrarySettings(),
-    )
+    settings = ShimSettings.from_config(parse_config({}, tmp))
     library = VoiceLibrary(tmp / "voices", LIMITS)
     runner = web.AppRunner(create_app(pool, Catalog(pool, DEFAULT_VOICE), library, settings))
     await runner.setup()
