@@ -75,7 +75,12 @@ def _sweep_tables(run: VoiceRun, levels: list[int]) -> list[str]:
         header += [f"{label}: {s}" for s in servers] + (["ours/theirs"] if compare else [])
     load_header = ["clients"]
     for s in servers:
-        load_header += [f"describe p95, ms: {s}", f"describe max, ms: {s}", f"errors: {s}"]
+        load_header += [
+            f"describe p95, ms: {s}",
+            f"describe max, ms: {s}",
+            f"playback stall p95 / max, ms: {s}",
+            f"errors: {s}",
+        ]
     rows, load_rows = [], []
     for clients in levels:
         stats = {s: run.sweep_summary(s, clients) for s in servers}
@@ -86,14 +91,22 @@ def _sweep_tables(run: VoiceRun, levels: list[int]) -> list[str]:
         rows.append(row)
         load_row = [str(clients)]
         for s in servers:
-            load_row += [ms(stats[s].describe_p95), ms(stats[s].describe_max), str(stats[s].errors)]
+            summary = stats[s]
+            stall = f"{ms(summary.stall_p95)} / {ms(summary.stall_max)}"
+            load_row += [
+                ms(summary.describe_p95),
+                ms(summary.describe_max),
+                stall,
+                str(summary.errors),
+            ]
         load_rows.append(load_row)
     return [
         "**Concurrency sweep**: one-shot two-to-three sentence answers, all clients at once",
         "",
         *table(header, rows),
         f"**Under load**: `describe` on a new connection every {PROBE_INTERVAL:g} s "
-        "during the sweep",
+        "during the sweep; playback stall: how long a player that starts at a request's first "
+        "audio would wait for the rest",
         "",
         *table(load_header, load_rows),
     ]

@@ -53,6 +53,10 @@ class SweepSummary:
     errors: int
     describe_p95: float | None
     describe_max: float | None
+    stall_p95: float | None
+    """Seconds a player would have waited after its first audio (95th percentile)."""
+
+    stall_max: float | None
 
 
 @dataclass
@@ -157,6 +161,7 @@ class VoiceRun:
         bursts = self.bursts(system, clients)
         ttfa = [t for b in bursts for t in b.first_audio]
         probes = [d for b in bursts for d in b.describe]
+        stalls = [s for b in bursts for s in b.stalls]
         return SweepSummary(
             throughput=median(b.throughput for b in bursts),
             ttfa_p50=percentile(ttfa, 50),
@@ -164,6 +169,8 @@ class VoiceRun:
             errors=sum(b.errors for b in bursts),
             describe_p95=percentile(probes, 95),
             describe_max=max(probes) if probes else None,
+            stall_p95=percentile(stalls, 95),
+            stall_max=max(stalls) if stalls else None,
         )
 
 

@@ -44,6 +44,11 @@ class LevelRun:
         """Time to first audio of each request that succeeded."""
         return [m.ttfa for m in self.requests if m.ttfa is not None and not m.error]
 
+    @property
+    def stalls(self) -> list[float]:
+        """Seconds each successful request's player would have waited after starting."""
+        return [m.stall for m in self.requests if m.ttfa is not None and not m.error]
+
     def first_audio_percentile(self, q: float) -> float | None:
         return percentile(self.first_audio, q)
 

@@ -39,6 +39,9 @@ class Measurement:
     audio: float = 0.0
     """Seconds of audio received."""
 
+    stall: float = 0.0
+    """Seconds a player starting at the first chunk would have waited for audio later."""
+
     error: str | None = None
 
     @property
@@ -55,6 +58,9 @@ class _Receiver:
     def __init__(self, client: AsyncTcpClient) -> None:
         self._client = client
         self.first_audio_at: float | None = None
+        self.playback_end = 0.0
+        """When a player that started at the first chunk runs out of audio received so far."""
+        self.stall = 0.0
         self.samples = 0
         self.rate = 0
         self.error: str | None = None
@@ -67,10 +73,14 @@ class _Receiver:
                 self.error = self.error or "server closed the connection"
                 return time.perf_counter()
             if AudioChunk.is_type(event.type):
+                now = time.perf_counter()
                 if self.first_audio_at is None:
-                    self.first_audio_at = time.perf_counter()
+                    self.first_audio_at = self.playback_end = now
                 chunk = AudioChunk.from_event(event)
-                self.samples += len(chunk.audio) // (chunk.width * chunk.channels)
+                samples = len(chunk.audio) // (chunk.width * chunk.channels)
+                self.stall += max(0.0, now - self.playback_end)
+                self.playback_end = max(now, self.playback_end) + samples / chunk.rate
+                self.samples += samples
                 self.rate = chunk.rate
             elif AudioStart.is_type(event.type):
                 self.rate = AudioStart.from_event(event).rate
@@ -86,6 +96,7 @@ class _Receiver:
             ttfa=None if self.first_audio_at is None else self.first_audio_at - first_from,
             total=ended - started,
             audio=self.samples / self.rate if self.rate else 0.0,
+            stall=self.stall,
             error=self.error,
         )
 

@@ -62,6 +62,7 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
         for clients, burst in bursts.items():
             assert len(burst["requests"]) == clients
             assert all(r["error"] is None and r["audio"] > 1.0 for r in burst["requests"])
+            assert all(0 <= r["stall"] < r["total"] for r in burst["requests"])
     formats = {f["response_format"]: f for f in run["openai"]}
     assert {"pcm", "wav", "mp3", "opus"} <= set(formats)
     for name, fmt in formats.items():
@@ -77,6 +78,7 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
     for heading in ("**Targets**", "**Time to first audio, ms**", "**Concurrency", "**OpenAI"):
         assert heading in report
     assert "| 8 |" in report
+    assert "playback stall" in report
     machine = (out / "machine.md").read_text(encoding="utf-8")
     assert "logical cores" in machine and "wyoming-piper" in machine
     chart = matplotlib.image.imread(out / "results.png")

@@ -92,7 +92,8 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     context = EngineContext(cache_dir=tmp, voices_dir=tmp, threads=2, base_dir=tmp)
     engines = {
         "piper": PiperEngine(PiperOptions(), context),
-        "faulty": _FaultyPiper(PiperOptions(), context),
+        # One worker, so a hung sentence leaves the engine unresponsive.
+        "faulty": _FaultyPiper(PiperOptions(concurrency=1), context),
         "broken": _UnloadablePiper(PiperOptions(), context),
     }
     lifecycle = LifecycleSettings(retry_after=3600)

@@ -23,19 +23,40 @@ Transform = Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]]
 
 
 class Job:
-    """One sentence for one engine; its PCM pieces are read with :meth:`pieces`."""
+    """One sentence for one engine; its PCM pieces are read with :meth:`pieces`.
+
+    A job may run in several turns: its worker can set it aside between two pieces
+    and a worker resumes it later from :attr:`paused`.
+    """
 
     def __init__(
         self,
         request: SynthesisRequest,
-        priority: tuple[int, int],
+        position: int,
+        order: int,
+        owner: object,
         loop: asyncio.AbstractEventLoop,
         transform: Transform | None = None,
     ) -> None:
         self.request = request
-        self.priority = priority
+        self.position = position
+        """The sentence's index within its request."""
+
+        self.order = order
+        self.owner = owner
+        """Stands for the request the sentence belongs to."""
+
         self.transform = transform
         self.cancelled = threading.Event()
+        self.heard = False
+        """It has handed over a piece of audio."""
+
+        self.paused: Iterator[np.ndarray] | None = None
+        """The engine's pieces not handed over yet, while the job is set aside."""
+
+        self.busy = 0.0
+        """Seconds workers have spent on the job so far."""
+
         self.elapsed: float | None = None
         """Seconds the worker spent on the whole sentence; set when it finished without error."""
 
@@ -53,6 +74,18 @@ class Job:
 
         self._loop = loop
         self._output: asyncio.Queue[np.ndarray | BaseException | _End] = asyncio.Queue()
+
+    @property
+    def awaited(self) -> bool:
+        """Its listener has heard nothing yet: the first sentence of a request, before
+        its first piece."""
+        return self.position == 0 and not self.heard
+
+    @property
+    def priority(self) -> tuple[bool, int, int]:
+        """Lower goes first: awaited sentences, then by position within their request,
+        then in order of arrival."""
+        return (not self.awaited, self.position, self.order)
 
     def __lt__(self, other: Job) -> bool:
         return self.priority < other.priority

@@ -43,7 +43,7 @@ class PoolSession:
     def submit(
         self, request: SynthesisRequest, position: int, transform: Transform | None = None
     ) -> Job:
-        job = self._runner.submit(request, position, transform)
+        job = self._runner.submit(request, position, self, transform)
         self._jobs.append(job)
         return job
 

@@ -4,7 +4,12 @@ Each engine gets its own worker threads (as many as its declared concurrency),
 a bound on the requests it accepts, and a priority queue of sentence jobs. Jobs
 are ordered by their sentence's position within its request, so every waiting
 request's first sentence is served before later sentences of others: with many
-clients, speech starts early for all of them. When it loads and unloads is
+clients, speech starts early for all of them. When a request's first sentence
+waits and every worker is busy, a worker on any other sentence sets it aside
+after its current piece (engines that stream below the sentence hand over several)
+and takes it up again later. A request has at most one sentence running at a time:
+its next sentence would only slow down the one its listener waits for, while a
+free worker is better spent on another request. When it loads and unloads is
 decided by :mod:`.lifecycle`; the runner does the work and measures it.
 
 A sentence that stalls past ``pool.job_timeout`` fails its request (see
@@ -21,6 +26,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -103,7 +109,10 @@ class EngineRunner:
             max_workers=engine.concurrency, thread_name_prefix=f"polytts-{name}"
         )
         self._heap: list[Job] = []
-        self._running = 0
+        self._running: set[Job] = set()
+        """Jobs in a worker now."""
+        self._first_waiting = False
+        """A request's first sentence waits for a worker (read by the workers)."""
         self._requests = 0
         self._order = itertools.count()
 
@@ -116,7 +125,7 @@ class EngineRunner:
             progress=str(progress) if progress and self.state is EngineState.LOADING else None,
             memory=memory,
             concurrency=self.engine.concurrency,
-            running=self._running,
+            running=len(self._running),
             waiting=self._waiting(),
             requests=self._requests,
             stuck=self._watchdog.stuck,
@@ -125,7 +134,7 @@ class EngineRunner:
     @property
     def idle(self) -> bool:
         """No request admitted and no job running or waiting: the engine may be unloaded."""
-        return self._requests == 0 and self._running == 0 and self._waiting() == 0
+        return self._requests == 0 and not self._running and self._waiting() == 0
 
     def _waiting(self) -> int:
         return sum(1 for job in self._heap if not job.cancelled.is_set())
@@ -215,10 +224,17 @@ class EngineRunner:
         self.last_used = time.monotonic()
 
     def submit(
-        self, request: SynthesisRequest, position: int, transform: Transform | None = None
+        self,
+        request: SynthesisRequest,
+        position: int,
+        owner: object,
+        transform: Transform | None = None,
     ) -> Job:
-        """Queue one sentence; ``position`` is its index within its request."""
-        job = Job(request, (position, next(self._order)), asyncio.get_running_loop(), transform)
+        """Queue one sentence; ``position`` is its index within its request, ``owner``
+        stands for the request (one running sentence per owner)."""
+        job = Job(
+            request, position, next(self._order), owner, asyncio.get_running_loop(), transform
+        )
         heapq.heappush(self._heap, job)
         self._dispatch()
         return job
@@ -240,36 +256,54 @@ class EngineRunner:
                 heapq.heappop(self._heap).fail(self._unresponsive_error())
             return
         loop = asyncio.get_running_loop()
-        while self._running < self.engine.concurrency and self._heap:
+        held: list[Job] = []
+        while len(self._running) < self.engine.concurrency and self._heap:
             job = heapq.heappop(self._heap)
-            if job.cancelled.is_set():
+            if job.cancelled.is_set() and job.paused is None:
                 continue
-            self._running += 1
+            if any(running.owner is job.owner for running in self._running):
+                held.append(job)
+                continue
+            self._running.add(job)
             self._watchdog.started(job)
             future = loop.run_in_executor(self._executor, self._work, job)
             future.add_done_callback(partial(self._job_done, job))
+        for job in held:
+            heapq.heappush(self._heap, job)
+        self._first_waiting = any(job.awaited and not job.cancelled.is_set() for job in self._heap)
 
     def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
-        self._running -= 1
+        self._running.discard(job)
         self._watchdog.returned(job)
+        if job.paused is not None and not job.finished:
+            heapq.heappush(self._heap, job)
         self._dispatch()
 
     def _work(self, job: Job) -> None:
-        """Run one job in a worker thread, stopping early if it is cancelled."""
+        """Give ``job`` one turn in a worker thread: until it ends, is cancelled, or is
+        asked to make way after a piece (then :attr:`Job.paused` keeps the rest)."""
+        pieces, job.paused = job.paused, None
         if job.cancelled.is_set():
+            if isinstance(pieces, Generator):
+                pieces.close()
             job.emit(END)
             return
         started = time.monotonic()
         try:
-            pieces = self.engine.synthesize(job.request)
-            if job.transform is not None:
-                pieces = job.transform(pieces)
+            if pieces is None:
+                pieces = self.engine.synthesize(job.request)
+                if job.transform is not None:
+                    pieces = job.transform(pieces)
             for piece in pieces:
                 if job.cancelled.is_set():
                     break
                 job.emit(piece)
+                job.heard = True
+                if self._first_waiting:  # make way for it
+                    job.paused = pieces
+                    return
             else:
-                job.elapsed = time.monotonic() - started
+                job.elapsed = job.busy + time.monotonic() - started
         except PolyttsError as err:
             job.emit(err)
         except Exception as err:  # an engine bug must reach the client, not kill the worker
@@ -286,7 +320,9 @@ class EngineRunner:
                 _LOGGER.exception("Engine %s failed on %r", self.name, job.request.text[:80])
                 job.emit(SynthesisError(f"engine '{self.name}' failed: {err}"))
         finally:
-            job.emit(END)
+            job.busy += time.monotonic() - started
+            if job.paused is None:
+                job.emit(END)
 
     def shutdown(self) -> None:
         for job in self._heap:

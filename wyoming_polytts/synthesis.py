@@ -110,6 +110,7 @@ async def _speak(
                         speed=options.speed if native_speed else None,
                         options=options.engine_options,
                         sample_rate=voice.info.sample_rate,
+                        first=position == 0,
                     )
                     jobs.put_nowait(session.submit(request, position, transform))
                     position += 1

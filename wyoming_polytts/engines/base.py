@@ -193,6 +193,10 @@ class SynthesisRequest:
     An engine whose voice rate can change while it runs (a Wyoming upstream learns it)
     yields PCM at this rate, so one stream keeps one format."""
 
+    first: bool = False
+    """The request's first sentence: its listener hears nothing until its audio starts,
+    so an engine that can hand over its start early at some cost should do it here."""
+
 
 class Engine(ABC):
     """Base class of all engines."""

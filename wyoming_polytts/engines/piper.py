@@ -30,14 +30,17 @@ from .base import (
     SynthesisRequest,
     VoiceInfo,
 )
+from .piper_model import PiperModel, SessionMaker
+from .piper_split import split_model
 
 if TYPE_CHECKING:
-    from piper import PiperVoice
+    from piper import PiperConfig
 
 _LOGGER = logging.getLogger(__name__)
 
 VOICES_REPO = "rhasspy/piper-voices"
 _ATTRIBUTION = Attribution("rhasspy", "https://github.com/rhasspy/piper")
+_INT16_MAX = 32767
 _TYPICAL_RATE = 22050
 """Advertised for voices not installed yet, whose config cannot be read."""
 
@@ -60,11 +63,27 @@ class PiperOptions(EngineOptions):
     """Fetch configured voices missing locally from rhasspy/piper-voices."""
 
     use_cuda: bool = False
+    streaming: bool = True
+    """Decode each sentence in pieces, so its first audio leaves before the rest is
+    made (see :mod:`.piper_model`); false: whole sentences, exactly as Piper makes them."""
+
     length_scale: float | None = None
     """Phoneme length; None uses the voice's own. Divided by the request's speed."""
 
     noise_scale: float | None = None
     noise_w_scale: float | None = None
+
+
+class _LoadedVoice:
+    """A voice's config and model; Piper's own voice object turns text into phoneme ids."""
+
+    def __init__(self, config: PiperConfig, model: PiperModel) -> None:
+        from piper import PiperVoice
+
+        self.config = config
+        self.model = model
+        # Only its text-to-phoneme-id methods are used; the model runs in PiperModel.
+        self.phonemizer = PiperVoice(session=None, config=config)
 
 
 @dataclass(frozen=True)
@@ -80,17 +99,24 @@ class PiperEngine(Engine):
     name = "piper"
     capabilities = Capabilities(native_speed=True)
     options_type = PiperOptions
-    default_concurrency = 1
-    """One sentence at a time on every core: the first sentence of a request is ready
-    soonest, and the pool's priority queue serves waiting requests' first sentences first
-    (measured in bench/: concurrency 2 made first audio up to 67 % slower)."""
+    _MAX_DEFAULT_CONCURRENCY = 8
+
+    @property
+    def concurrency(self) -> int:
+        """One sentence per core by default (at most 8): a sentence running alone still
+        gets every core (see :meth:`synthesize`)."""
+        if self.options.concurrency:
+            return self.options.concurrency
+        if self.piper_options.use_cuda:
+            return 1
+        return min(self.context.threads, self._MAX_DEFAULT_CONCURRENCY)
 
     def __init__(self, options: EngineOptions, context: EngineContext) -> None:
         super().__init__(options, context)
         assert isinstance(options, PiperOptions)
         self.piper_options = options
         self._download_dir = context.cache_dir / "piper"
-        self._loaded: dict[str, PiperVoice] = {}
+        self._loaded: dict[str, _LoadedVoice] = {}
         self._load_lock = threading.Lock()
         self._meta_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
         self._missing: dict[str, str] = {}
@@ -171,7 +197,7 @@ class PiperEngine(Engine):
         with self._load_lock:
             self._loaded.clear()
 
-    def _voice(self, voice_id: str) -> PiperVoice:
+    def _voice(self, voice_id: str) -> _LoadedVoice:
         """The loaded voice, loading (and, if allowed, downloading) it on first use."""
         with self._load_lock:
             voice = self._loaded.get(voice_id)
@@ -182,23 +208,26 @@ class PiperEngine(Engine):
                 self._missing.pop(voice_id, None)
             return voice
 
-    def _open(self, files: _VoiceFiles) -> PiperVoice:
-        import onnxruntime
-        from piper import PiperConfig, PiperVoice
+    def _open(self, files: _VoiceFiles) -> _LoadedVoice:
+        from piper import PiperConfig
 
-        session_options = onnxruntime.SessionOptions()
-        session_options.intra_op_num_threads = self.context.threads
-        if self.concurrency > 1:
-            # Without spinning, concurrent requests share the cores instead of fighting.
-            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = ["CUDAExecutionProvider"] if self.piper_options.use_cuda else []
-        session = onnxruntime.InferenceSession(
-            str(files.model),
-            sess_options=session_options,
-            providers=[*providers, "CPUExecutionProvider"],
+        threads = self.context.threads
+        sessions = SessionMaker(
+            threads=threads,
+            shared_threads=max(1, threads // self.concurrency),
+            spin=self.concurrency == 1,
+            cuda=self.piper_options.use_cuda,
         )
-        _LOGGER.info("Loaded Piper voice %s", files.model.name)
-        return PiperVoice(session=session, config=PiperConfig.from_dict(files.meta))
+        split = None
+        if self.piper_options.streaming:
+            split = split_model(files.model, self.context.cache_dir / "piper-split")
+        model = PiperModel(files.model, sessions, split)
+        _LOGGER.info(
+            "Loaded Piper voice %s (%s)",
+            files.model.name,
+            "streaming below the sentence" if model.streams else "whole sentences",
+        )
+        return _LoadedVoice(PiperConfig.from_dict(files.meta), model)
 
     def _download(self, voice_id: str) -> _VoiceFiles:
         names = _repo_files(voice_id)
@@ -232,20 +261,43 @@ class PiperEngine(Engine):
     # --- synthesis --------------------------------------------------------
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
-        from piper import SynthesisConfig
-
         voice = self._voice(request.voice)
-        length_scale = self.piper_options.length_scale or voice.config.length_scale
+        config = voice.config
+        length_scale = self.piper_options.length_scale or config.length_scale
         if request.speed:
             length_scale /= request.speed
-        config = SynthesisConfig(
-            speaker_id=_speaker_id(voice.config.speaker_id_map, request.speaker),
-            length_scale=length_scale,
-            noise_scale=self.piper_options.noise_scale,
-            noise_w_scale=self.piper_options.noise_w_scale,
-        )
-        for chunk in voice.synthesize(request.text, config):
-            yield chunk.audio_int16_array
+        feeds: dict[str, np.ndarray] = {
+            "scales": np.array(
+                [
+                    _first(self.piper_options.noise_scale, config.noise_scale),
+                    length_scale,
+                    _first(self.piper_options.noise_w_scale, config.noise_w_scale),
+                ],
+                dtype=np.float32,
+            )
+        }
+        speaker = _speaker_id(config.speaker_id_map, request.speaker)
+        if config.num_speakers > 1:
+            feeds["sid"] = np.array(
+                [config.default_speaker_id if speaker is None else speaker], dtype=np.int64
+            )
+        early = request.first
+        for phonemes in voice.phonemizer.phonemize(request.text):
+            if not phonemes:
+                continue
+            ids = np.array([voice.phonemizer.phonemes_to_ids(phonemes)], dtype=np.int64)
+            sentence = {
+                **feeds,
+                "input": ids,
+                "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
+            }
+            for audio in voice.model.pieces(sentence, early):
+                yield (np.clip(audio, -1.0, 1.0) * _INT16_MAX).astype(np.int16)
+            early = False
+
+
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _embedded_model() -> Path | None:

@@ -1,0 +1,227 @@
+"""Piper below the sentence, and the pool's turns between requests.
+
+The embedded voice's real graph is split at its decoder; decoding it in windows
+must give the audio of decoding it whole. In the pool, a request's first
+sentence waiting for a worker takes it from another request's sentence between
+two pieces, and a request never has two sentences running at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import aclosing
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.const import DEFAULT_VOICE
+from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
+from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
+from wyoming_polytts.engines.piper_model import (
+    CONTEXT_FRAMES,
+    FIRST_FRAMES,
+    PIECE_FRAMES,
+    windows,
+)
+from wyoming_polytts.engines.piper_split import split_model
+from wyoming_polytts.pool import EnginePool
+from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
+
+from .helpers import assert_speech_like
+
+RATE = 22050
+SAMPLES_PER_FRAME = 256
+"""Audio samples per latent frame of the embedded voice (its hop length)."""
+
+SENTENCE = "The front door is locked and the garage door is closed."
+LONG_SENTENCE = (
+    "Here is a summary of your day with three meetings in the morning, a call with the "
+    "design team before lunch, and a long walk in the park with the dog in the evening, "
+    "when the rain has stopped and the temperature is a little milder than it was today."
+)
+
+
+def _context(tmp: Path) -> EngineContext:
+    return EngineContext(cache_dir=tmp, voices_dir=tmp, threads=2, base_dir=tmp)
+
+
+@pytest.fixture(scope="module")
+def piper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PiperEngine]:
+    engine = PiperEngine(PiperOptions(), _context(tmp_path_factory.mktemp("piper")))
+    engine.load()
+    yield engine
+    engine.unload()
+
+
+def _say(engine: PiperEngine, text: str, first: bool) -> list[np.ndarray]:
+    request = SynthesisRequest(text=text, voice=DEFAULT_VOICE, sample_rate=RATE, first=first)
+    return list(engine.synthesize(request))
+
+
+@pytest.mark.parametrize("frames", [1, FIRST_FRAMES, FIRST_FRAMES + 1, 300, 1000])
+def test_windows_cover_every_frame_once(frames: int) -> None:
+    spans = list(windows(frames))
+    assert spans[0][0] == 0 and spans[-1][1] == frames
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert spans[0][1] <= max(FIRST_FRAMES, frames)
+    assert all(end - start <= PIECE_FRAMES * 3 // 2 for start, end in spans[1:])
+
+
+def test_windows_decode_to_the_whole_sentence(piper: PiperEngine) -> None:
+    model = piper._voice(DEFAULT_VOICE).model
+    assert model.streams
+    phonemizer = piper._voice(DEFAULT_VOICE).phonemizer
+    ids = np.array([phonemizer.phonemes_to_ids(phonemizer.phonemize(LONG_SENTENCE)[0])])
+    feeds = {
+        "input": ids,
+        "input_lengths": np.array([ids.shape[1]]),
+        "scales": np.array([0.667, 1.0, 0.8], dtype=np.float32),
+    }
+    latent = model.encode(feeds)
+    frames = latent.shape[2]
+    assert frames > FIRST_FRAMES + PIECE_FRAMES, "the sentence should need several windows"
+    whole = model.decode(latent, feeds, (0, frames))
+    joined = np.concatenate([model.decode(latent, feeds, w) for w in windows(frames)])
+    assert len(whole) == len(joined) == frames * SAMPLES_PER_FRAME
+    error = np.sqrt(np.mean(np.square(joined - whole))) / np.sqrt(np.mean(np.square(whole)))
+    assert error < 2e-3, f"windows with {CONTEXT_FRAMES} frames of context differ by {error:.1e}"
+
+
+def test_a_first_sentence_comes_in_pieces_and_the_others_whole(piper: PiperEngine) -> None:
+    first = _say(piper, SENTENCE, first=True)
+    assert len(first) >= 2
+    assert len(first[0]) == FIRST_FRAMES * SAMPLES_PER_FRAME
+    later = _say(piper, SENTENCE, first=False)
+    assert len(later) == 1
+    for pieces in (first, later):
+        audio = np.concatenate(pieces)
+        assert_speech_like(audio, RATE, SENTENCE)
+        assert np.abs(audio.astype(np.int32)).max() > 0.5 * 32767, "far quieter than Piper's"
+
+
+async def test_first_sentence_in_pieces_says_the_text(piper: PiperEngine, transcriber) -> None:
+    transcriber.assert_says(
+        np.concatenate(_say(piper, LONG_SENTENCE, first=True)), RATE, LONG_SENTENCE
+    )
+
+
+def test_streaming_off_runs_sentences_whole(tmp_path: Path) -> None:
+    engine = PiperEngine(PiperOptions(streaming=False), _context(tmp_path))
+    engine.load()
+    pieces = _say(engine, SENTENCE, first=True)
+    assert len(pieces) == 1
+    assert np.abs(pieces[0].astype(np.int32)).max() >= 32766, "Piper normalises each sentence"
+    assert not (tmp_path / "piper-split").exists()
+
+
+def test_a_graph_without_piper_layout_is_not_split(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"], name="copy")],
+        "not-piper",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1])],
+    )
+    model = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(model))
+    assert split_model(model, tmp_path / "cache") is None
+    assert split_model(model, tmp_path / "cache") is None  # from the cache now
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert [p.name for p in folder.iterdir()] == ["split.json"]
+
+
+# --- turns in the pool ------------------------------------------------------------------
+
+
+class _CountingPiper(PiperEngine):
+    """The real Piper engine, counting the sentences it works on at the same moment."""
+
+    def __init__(self, options: PiperOptions, context: EngineContext) -> None:
+        super().__init__(options, context)
+        self._lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
+        pieces = super().synthesize(request)
+        while True:
+            with self._lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                piece = next(pieces, None)
+            finally:
+                with self._lock:
+                    self.now -= 1
+            if piece is None:
+                return
+            yield piece
+
+
+async def _pool(tmp: Path, concurrency: int) -> tuple[EnginePool, _CountingPiper]:
+    engine = _CountingPiper(PiperOptions(concurrency=concurrency), _context(tmp))
+    pool = EnginePool({"piper": engine}, queue_size=8)
+    await pool.start(pool.preloaded)
+    return pool, engine
+
+
+async def test_a_waiting_first_sentence_gets_a_turn_between_pieces(tmp_path: Path) -> None:
+    """One worker: B arrives while A's long first sentence is being decoded, and B's
+    audio starts before A's sentence is done."""
+    pool, _ = await _pool(tmp_path, concurrency=1)
+    voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
+    timeline: list[str] = []
+    b_started = asyncio.Event()
+
+    async def listen(name: str, text: str) -> np.ndarray:
+        sentences = iterate([text])
+        pieces = []
+        async with aclosing(
+            speak(pool, voice, sentences, SpeechOptions(), lookahead=2, front_door="test")
+        ) as pcm:
+            async for piece in pcm:
+                timeline.append(name)
+                pieces.append(piece)
+                if name == "A" and not b_started.is_set():
+                    b_started.set()
+        return np.concatenate(pieces)
+
+    try:
+        a = asyncio.create_task(listen("A", LONG_SENTENCE))
+        await b_started.wait()
+        b_audio = await listen("B", SENTENCE)
+        a_audio = await a
+    finally:
+        await pool.close()
+    assert timeline.count("A") >= 3, timeline
+    assert timeline.index("B") < len(timeline) - 1 - timeline[::-1].index("A"), timeline
+    assert_speech_like(a_audio, RATE, LONG_SENTENCE)
+    assert_speech_like(b_audio, RATE, SENTENCE)
+
+
+async def test_a_request_never_has_two_sentences_running(tmp_path: Path) -> None:
+    """Two workers, one request of several sentences: they run one after another; two
+    requests do run side by side."""
+    pool, engine = await _pool(tmp_path, concurrency=2)
+    voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
+    text = ["The lights are off.", "The door is locked.", "The garage is closed.", "Sleep well."]
+
+    async def listen() -> np.ndarray:
+        async with aclosing(
+            speak(pool, voice, iterate(text), SpeechOptions(), lookahead=3, front_door="test")
+        ) as pcm:
+            return np.concatenate([piece async for piece in pcm])
+
+    try:
+        assert_speech_like(await listen(), RATE, " ".join(text))
+        assert engine.most == 1
+        await asyncio.gather(listen(), listen())
+        assert engine.most == 2
+    finally:
+        await pool.close()
