@@ -282,6 +282,7 @@ class PiperEngine(Engine):
                 [config.default_speaker_id if speaker is None else speaker], dtype=np.int64
             )
         early = request.first
+        _LOGGER.debug("Piper %s (first: %s): %r", request.voice, early, request.text[:80])
         for phonemes in voice.phonemizer.phonemize(request.text):
             if not phonemes:
                 continue
