@@ -1,9 +1,10 @@
 """The engine's own floor: the same Piper voice synthesized in this process, no server.
 
 The voice is loaded by the server's own Piper engine (so ONNX Runtime gets the
-same threads and settings) and ``PiperVoice.synthesize`` runs directly on the
-whole text, one sentence after another: no pool, no Wyoming, no sockets. The
-difference to the server is what the server adds above the model.
+same threads and settings) and the engine's ``synthesize`` runs directly on the
+whole text, one sentence after another, the first one handed over in pieces as
+the server asks for it: no pool, no Wyoming, no sockets. The difference to the
+server is what the server adds above the model.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class PiperFloor:
         started = time.perf_counter()
         first: float | None = None
         samples = 0
-        for piece in self._engine.synthesize(SynthesisRequest(text=text, voice=self._voice)):
+        request = SynthesisRequest(text=text, voice=self._voice, first=True)
+        for piece in self._engine.synthesize(request):
             if first is None:
                 first = time.perf_counter()
             samples += len(piece)

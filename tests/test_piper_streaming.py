@@ -136,6 +136,14 @@ def test_a_graph_without_piper_layout_is_not_split(tmp_path: Path) -> None:
     assert [p.name for p in folder.iterdir()] == ["split.json"]
 
 
+def test_a_broken_model_file_fails_the_split_clearly(tmp_path: Path) -> None:
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match=r"splitting broken.onnx failed: .+"):
+        split_model(model, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == [], "the staging folder was left behind"
+
+
 # --- turns in the pool ------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 VOICES_REPO = "rhasspy/piper-voices"
 _ATTRIBUTION = Attribution("rhasspy", "https://github.com/rhasspy/piper")
 _INT16_MAX = 32767
+_MAX_DEFAULT_CONCURRENCY = 8
 _TYPICAL_RATE = 22050
 """Advertised for voices not installed yet, whose config cannot be read."""
 
@@ -99,7 +100,6 @@ class PiperEngine(Engine):
     name = "piper"
     capabilities = Capabilities(native_speed=True)
     options_type = PiperOptions
-    _MAX_DEFAULT_CONCURRENCY = 8
 
     @property
     def concurrency(self) -> int:
@@ -109,7 +109,7 @@ class PiperEngine(Engine):
             return self.options.concurrency
         if self.piper_options.use_cuda:
             return 1
-        return min(self.context.threads, self._MAX_DEFAULT_CONCURRENCY)
+        return min(self.context.threads, _MAX_DEFAULT_CONCURRENCY)
 
     def __init__(self, options: EngineOptions, context: EngineContext) -> None:
         super().__init__(options, context)
@@ -220,7 +220,10 @@ class PiperEngine(Engine):
         )
         split = None
         if self.piper_options.streaming:
-            split = split_model(files.model, self.context.cache_dir / "piper-split")
+            try:
+                split = split_model(files.model, self.context.cache_dir / "piper-split")
+            except Exception as err:  # whole sentences still work
+                _LOGGER.warning("Piper voice %s could not be split: %s", files.model.name, err)
         model = PiperModel(files.model, sessions, split)
         _LOGGER.info(
             "Loaded Piper voice %s (%s)",
@@ -269,9 +272,9 @@ class PiperEngine(Engine):
         feeds: dict[str, np.ndarray] = {
             "scales": np.array(
                 [
-                    _first(self.piper_options.noise_scale, config.noise_scale),
+                    _or_default(self.piper_options.noise_scale, config.noise_scale),
                     length_scale,
-                    _first(self.piper_options.noise_w_scale, config.noise_w_scale),
+                    _or_default(self.piper_options.noise_w_scale, config.noise_w_scale),
                 ],
                 dtype=np.float32,
             )
@@ -297,7 +300,7 @@ class PiperEngine(Engine):
             early = False
 
 
-def _first(value: float | None, default: float) -> float:
+def _or_default(value: float | None, default: float) -> float:
     return default if value is None else value
 
 

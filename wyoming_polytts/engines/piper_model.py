@@ -29,11 +29,13 @@ from .piper_split import SplitModel
 if TYPE_CHECKING:
     import onnxruntime
 
-FIRST_FRAMES = 48
-"""Latent frames in a sentence's first piece (about 0.37 s of audio at 22050 Hz)."""
+FIRST_FRAMES = 64
+"""Latent frames in a sentence's first piece (about 0.74 s of audio at 22050 Hz): long
+enough that, with eight requests starting at once on two cores, every listener's
+first piece lasts until its next one arrives (48 frames left gaps of 0.1 to 0.2 s)."""
 
 PIECE_FRAMES = 256
-"""Latent frames in each later piece (about 2.2 s); a shorter rest joins the last piece."""
+"""Latent frames in each later piece (about 3 s); a shorter rest joins the last piece."""
 
 CONTEXT_FRAMES = 8
 """Frames decoded on each side of a window and trimmed off (the decoder's reach)."""

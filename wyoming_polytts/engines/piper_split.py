@@ -71,7 +71,8 @@ def _make(model: Path, folder: Path) -> None:
             if not (folder / _MANIFEST).is_file():
                 raise
     except subprocess.CalledProcessError as err:
-        raise RuntimeError(f"splitting {model.name} failed: {err.stderr.strip()}") from err
+        last = (err.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"splitting {model.name} failed: {last}") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
