@@ -75,10 +75,9 @@ class SessionPair:
         """The graph's first output, on the session that fits how busy the engine is."""
         with occupancy.enter() as alone:
             session = self.alone if alone else self.together
-            names = {i.name for i in session.get_inputs()}
-            output: np.ndarray = session.run(None, {k: v for k, v in feeds.items() if k in names})[
-                0
-            ]
+            inputs = {i.name for i in session.get_inputs()}
+            fed = {name: value for name, value in feeds.items() if name in inputs}
+            output: np.ndarray = session.run(None, fed)[0]
         return output
 
 
