@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 FIRST_FRAMES = 64
 """Latent frames in a sentence's first piece (about 0.74 s of audio at 22050 Hz): long
-enough that, with eight requests starting at once on two cores, every listener's
-first piece lasts until its next one arrives (48 frames left gaps of 0.1 to 0.2 s)."""
+enough that, with eight requests starting at once on two cores, a listener's first
+piece (nearly) lasts until its next one arrives (bench: gaps of at most 32 ms; 48
+frames left gaps of 0.1 to 0.2 s)."""
 
 PIECE_FRAMES = 256
 """Latent frames in each later piece (about 3 s); a shorter rest joins the last piece."""
