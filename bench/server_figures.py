@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,11 +24,13 @@ _SETTLE = 1.0
 """Seconds after the engines are idle for closed connections to be gone too."""
 
 
-def thread_ceiling(engine_workers: int) -> int:
+def thread_ceiling(health: Mapping[str, Any]) -> int:
     """The most Python threads a server may hold however many clients come: the main
-    thread, the engines' workers, and asyncio's default executor (encoding, voice files),
-    which starts threads on demand up to min(32, cores + 4) and keeps them."""
-    return 1 + engine_workers + min(32, (os.cpu_count() or 1) + 4)
+    thread, the engines' workers (their ``concurrency`` in ``/health``), and asyncio's
+    default executor (encoding, voice files), which starts threads on demand up to
+    min(32, cores + 4) and keeps them."""
+    workers = sum(int(engine["concurrency"]) for engine in health["engines"].values())
+    return 1 + workers + min(32, (os.cpu_count() or 1) + 4)
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,6 @@ class SoakSettings:
 
     wyoming_clients: int = 32
     http_clients: int = 16
-    engine_workers: int = 1
-    """Worker threads of the server's engines (Piper's default concurrency)."""
 
     kinds: tuple[str, ...] = ("short", "answer")
     """Kinds of benchmark text the clients speak (``bench/texts.py``)."""
@@ -83,6 +81,9 @@ class SoakResult:
     soak: Tally
     tracebacks: int
     machine: dict[str, Any]
+    thread_ceiling: int
+    """The most Python threads the server may hold (see ``server_figures.thread_ceiling``)."""
+
     trend: list[tuple[float, int]] = field(default_factory=list)
     """(seconds into the soak, resident bytes) under load, every ``TREND_EVERY`` s."""
 
@@ -98,7 +99,7 @@ class SoakResult:
             f"{self.tracebacks} tracebacks in the server log": self.tracebacks,
             f"resident memory grew {self.rss_growth:.1%}": self.rss_growth > RSS_GROWTH,
             f"threads {self.warm.threads} -> {self.end.threads}": self.end.threads
-            > max(self.warm.threads, thread_ceiling(self.settings.engine_workers)),
+            > max(self.warm.threads, self.thread_ceiling),
             f"tasks {self.warm.tasks} -> {self.end.tasks}": self.end.tasks > self.warm.tasks,
             f"file descriptors {self.warm.fds} -> {self.end.fds}": self.end.fds
             > self.warm.fds + FD_SLACK,
@@ -159,7 +160,7 @@ async def run_soak(settings: SoakSettings, work_dir: Path) -> SoakResult:
         start = await holdings(service.pid, http_port)
         load = (service.port, http_port, settings.wyoming_clients, settings.http_clients)
         warmup = await run_clients(*load, settings.kinds, settings.warmup)
-        await wait_idle(http_port)
+        ceiling = thread_ceiling(await wait_idle(http_port))
         warm = await holdings(service.pid, http_port)
         trend: list[tuple[float, int]] = []
         sampler = asyncio.create_task(_sample_rss(service.pid, trend))
@@ -173,7 +174,7 @@ async def run_soak(settings: SoakSettings, work_dir: Path) -> SoakResult:
         service.stop()
     finish_machine(machine)
     tracebacks = service.log().count("Traceback")
-    return SoakResult(settings, start, warm, end, warmup, soak, tracebacks, machine, trend)
+    return SoakResult(settings, start, warm, end, warmup, soak, tracebacks, machine, ceiling, trend)
 
 
 async def _sample_rss(pid: int, trend: list[tuple[float, int]]) -> None:

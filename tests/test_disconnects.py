@@ -162,7 +162,7 @@ async def test_a_thousand_vanishing_clients_leave_nothing_behind(server: ServerP
         if name.startswith("polytts_requests_total") and "outcome=cancelled" in name
     )
     assert cancelled > CLIENTS / 10, "too few requests reached the engine to prove anything"
-    assert after.threads <= max(before.threads, thread_ceiling(1))
+    assert after.threads <= max(before.threads, thread_ceiling(health))
     assert after.tasks <= before.tasks
     assert after.fds <= before.fds + FD_SLACK
     assert "Traceback" not in server.log()
