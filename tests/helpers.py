@@ -122,6 +122,21 @@ async def get_json(server: ServerProcess, path: str) -> Any:
         return await response.json()
 
 
+async def post_speech(
+    base_url: str, text: str, voice: str, response_format: str
+) -> tuple[int, Any]:
+    """POST ``{base_url}/audio/speech``: the status with the audio's bytes, or with the
+    error body."""
+    body = {"model": "tts-1", "input": text, "voice": voice, "response_format": response_format}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{base_url}/audio/speech", json=body) as response,
+    ):
+        if response.status != 200:
+            return response.status, await response.json()
+        return response.status, await response.read()
+
+
 async def describe(port: int) -> Info:
     async with AsyncTcpClient("127.0.0.1", port) as client:
         await client.write_event(Describe().event())

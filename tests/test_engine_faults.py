@@ -36,7 +36,15 @@ from wyoming_polytts.pool import EnginePool, LifecycleSettings
 from wyoming_polytts.voice_library import VoiceLibrary
 
 from .figures import record
-from .helpers import TIMEOUT, Speech, assert_speech_like, describe, free_port, synthesize
+from .helpers import (
+    TIMEOUT,
+    Speech,
+    assert_speech_like,
+    describe,
+    free_port,
+    post_speech,
+    synthesize,
+)
 from .test_voice_library import LIMITS
 
 JOB_TIMEOUT = 1.0
@@ -131,14 +139,8 @@ async def _speech_ok(servers: Servers, voice: str) -> None:
 
 
 async def _post(servers: Servers, text: str, voice: str) -> tuple[int, Any]:
-    body = {"model": "tts-1", "input": text, "voice": voice, "response_format": "pcm"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{servers.http}/v1/audio/speech", json=body) as response,
-    ):
-        if response.status != 200:
-            return response.status, await response.json()
-        return 200, np.frombuffer(await response.read(), "<i2")
+    status, body = await post_speech(f"{servers.http}/v1", text, voice, "pcm")
+    return status, np.frombuffer(body, "<i2") if status == 200 else body
 
 
 async def _health(servers: Servers) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 import soundfile
@@ -40,6 +39,7 @@ from .helpers import (
     assert_speech_like,
     describe,
     get_json,
+    post_speech,
     synthesize,
     synthesize_stream,
 )
@@ -81,14 +81,10 @@ async def _say(server: ServerProcess, text: str, voice: str) -> Speech:
 
 async def _post_speech(server: ServerProcess, text: str, voice: str) -> tuple[int, Any]:
     """POST /v1/audio/speech as WAV: the status and the decoded audio (or the error body)."""
-    body = {"model": "tts-1", "input": text, "voice": voice, "response_format": "wav"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{server.base_url}/audio/speech", json=body) as response,
-    ):
-        if response.status != 200:
-            return response.status, await response.json()
-        return response.status, soundfile.read(io.BytesIO(await response.read()), dtype="int16")
+    status, body = await post_speech(server.base_url, text, voice, "wav")
+    if status != 200:
+        return status, body
+    return status, soundfile.read(io.BytesIO(body), dtype="int16")
 
 
 def _assert_audible(samples: np.ndarray) -> None:
