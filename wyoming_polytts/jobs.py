@@ -16,7 +16,7 @@ class _End:
     """Marks the end of a job's output."""
 
 
-END = _End()
+_END = _End()
 
 Transform = Callable[[Iterator[np.ndarray]], Iterator[np.ndarray]]
 """Post-processing of one job's pieces, run in the worker thread (e.g. time-stretching)."""
@@ -90,12 +90,16 @@ class Job:
     def __lt__(self, other: Job) -> bool:
         return self.priority < other.priority
 
-    def emit(self, item: np.ndarray | BaseException | _End) -> None:
+    def emit(self, item: np.ndarray | BaseException) -> None:
         """Hand an item to the event loop (called from the worker thread)."""
         try:
             self._loop.call_soon_threadsafe(self._deliver, item)
         except RuntimeError:  # the loop has closed: nobody is listening any more
             self.cancelled.set()
+
+    def end(self) -> None:
+        """Hand the end of the output to the reader (on the loop, after the last piece)."""
+        self._deliver(_END)
 
     def fail(self, err: BaseException) -> None:
         """End the job now with ``err`` (on the loop), whatever its worker still does:
@@ -104,7 +108,7 @@ class Job:
             return
         self.cancelled.set()
         self._deliver(err)
-        self._deliver(END)
+        self.end()
 
     def _deliver(self, item: np.ndarray | BaseException | _End) -> None:
         if self.finished:

@@ -40,7 +40,7 @@ from .errors import (
     ServerBusyError,
     SynthesisError,
 )
-from .jobs import END, Job, Transform
+from .jobs import Job, Transform
 from .memory import LoadMeter, format_bytes, is_out_of_memory, release_memory
 from .watchdog import Watchdog
 
@@ -273,9 +273,13 @@ class EngineRunner:
         self._first_waiting = any(job.awaited and not job.cancelled.is_set() for job in self._heap)
 
     def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
+        # The job's end goes to its reader only here, once its worker is free: a
+        # client that has heard the end of its audio never sees its job running.
         self._running.discard(job)
         self._watchdog.returned(job)
-        if job.paused is not None and not job.finished:
+        if job.paused is None:
+            job.end()
+        else:  # resumed later, or closed in a worker if it was cancelled meanwhile
             heapq.heappush(self._heap, job)
         self._dispatch()
 
@@ -286,7 +290,6 @@ class EngineRunner:
         if job.cancelled.is_set():
             if isinstance(pieces, Generator):
                 pieces.close()
-            job.emit(END)
             return
         started = time.monotonic()
         try:
@@ -321,8 +324,6 @@ class EngineRunner:
                 job.emit(SynthesisError(f"engine '{self.name}' failed: {err}"))
         finally:
             job.busy += time.monotonic() - started
-            if job.paused is None:
-                job.emit(END)
 
     def shutdown(self) -> None:
         for job in self._heap:
