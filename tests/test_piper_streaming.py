@@ -3,7 +3,7 @@
 The embedded voice's real graph is split at its decoder; decoding it in windows
 must give the audio of decoding it whole. In the pool, a request's first
 sentence waiting for a worker takes it from another request's sentence between
-two pieces, and a request never has two sentences running at once.
+two pieces, and a request's later sentences take only spare workers, after its first audio.
 """
 
 from __future__ import annotations
@@ -148,18 +148,23 @@ def test_a_broken_model_file_fails_the_split_clearly(tmp_path: Path) -> None:
 
 
 class _CountingPiper(PiperEngine):
-    """The real Piper engine, counting the sentences it works on at the same moment."""
+    """The real Piper engine, counting the sentences it works on at the same moment and
+    logging when each starts and hands over a piece."""
 
     def __init__(self, options: PiperOptions, context: EngineContext) -> None:
         super().__init__(options, context)
         self._lock = threading.Lock()
         self.now = 0
         self.most = 0
+        self.log: list[tuple[str, str]] = []
+        """("start" or "piece", the sentence), in order."""
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         pieces = super().synthesize(request)
+        event = "start"
         while True:
             with self._lock:
+                self.log.append((event, request.text))
                 self.now += 1
                 self.most = max(self.most, self.now)
             try:
@@ -169,6 +174,7 @@ class _CountingPiper(PiperEngine):
                     self.now -= 1
             if piece is None:
                 return
+            event = "piece"
             yield piece
 
 
@@ -213,23 +219,37 @@ async def test_a_waiting_first_sentence_gets_a_turn_between_pieces(tmp_path: Pat
     assert_speech_like(b_audio, RATE, SENTENCE)
 
 
-async def test_a_request_never_has_two_sentences_running(tmp_path: Path) -> None:
-    """Two workers, one request of several sentences: they run one after another; two
-    requests do run side by side."""
+async def test_later_sentences_take_spare_workers_once_the_first_is_heard(
+    tmp_path: Path,
+) -> None:
+    """Two workers, one request of several sentences: its later sentences run side by
+    side, but none starts before the first sentence's first audio. With two requests,
+    both first sentences start before either request's later ones."""
     pool, engine = await _pool(tmp_path, concurrency=2)
     voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
-    text = ["The lights are off.", "The door is locked.", "The garage is closed.", "Sleep well."]
+    text = [
+        "The lights in the kitchen and in the living room are off now.",
+        "The front door is locked and the garage door is closed for the night.",
+        "The heating goes down to eighteen degrees until six in the morning.",
+        "Sleep well.",
+    ]
 
-    async def listen() -> np.ndarray:
+    async def listen(sentences: list[str]) -> np.ndarray:
         async with aclosing(
-            speak(pool, voice, iterate(text), SpeechOptions(), lookahead=3, front_door="test")
+            speak(pool, voice, iterate(sentences), SpeechOptions(), lookahead=3, front_door="t")
         ) as pcm:
             return np.concatenate([piece async for piece in pcm])
 
     try:
-        assert_speech_like(await listen(), RATE, " ".join(text))
-        assert engine.most == 1
-        await asyncio.gather(listen(), listen())
-        assert engine.most == 2
+        assert_speech_like(await listen(text), RATE, " ".join(text))
+        starts = [i for i, (event, _) in enumerate(engine.log) if event == "start"]
+        assert engine.log.index(("piece", text[0])) < starts[1], engine.log
+        assert engine.most == 2, "a spare worker took a later sentence"
+
+        engine.log.clear()
+        other = ["Good morning.", "It is sunny today."]
+        await asyncio.gather(listen(text), listen(other))
+        started = [sentence for event, sentence in engine.log if event == "start"]
+        assert set(started[:2]) == {text[0], other[0]}, started
     finally:
         await pool.close()

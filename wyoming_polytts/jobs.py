@@ -92,8 +92,12 @@ class Job:
 
     def emit(self, item: np.ndarray | BaseException) -> None:
         """Hand an item to the event loop (called from the worker thread)."""
+        self.call_soon(self._deliver, item)
+
+    def call_soon(self, callback: Callable[..., None], *args: object) -> None:
+        """Run ``callback(*args)`` on the job's event loop (called from the worker thread)."""
         try:
-            self._loop.call_soon_threadsafe(self._deliver, item)
+            self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop has closed: nobody is listening any more
             self.cancelled.set()
 

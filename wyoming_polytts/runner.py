@@ -7,10 +7,11 @@ request's first sentence is served before later sentences of others: with many
 clients, speech starts early for all of them. When a request's first sentence
 waits and every worker is busy, a worker on any other sentence sets it aside
 after its current piece (engines that stream below the sentence hand over several)
-and takes it up again later. A request has at most one sentence running at a time:
-its next sentence would only slow down the one its listener waits for, while a
-free worker is better spent on another request. When it loads and unloads is
-decided by :mod:`.lifecycle`; the runner does the work and measures it.
+and takes it up again later. A request's later sentence starts beside one of its
+own only on a worker no other request wants, and only once its listener hears
+audio: before that it would slow down the sentence the listener waits for. When
+it loads and unloads is decided by :mod:`.lifecycle`; the runner does the work
+and measures it.
 
 A sentence that stalls past ``pool.job_timeout`` fails its request (see
 :mod:`.watchdog`); while every worker of an engine is stuck in such a call, its
@@ -231,7 +232,7 @@ class EngineRunner:
         transform: Transform | None = None,
     ) -> Job:
         """Queue one sentence; ``position`` is its index within its request, ``owner``
-        stands for the request (one running sentence per owner)."""
+        stands for the request (see the module docstring on running its sentences)."""
         job = Job(
             request, position, next(self._order), owner, asyncio.get_running_loop(), transform
         )
@@ -255,22 +256,33 @@ class EngineRunner:
             while self._heap:
                 heapq.heappop(self._heap).fail(self._unresponsive_error())
             return
-        loop = asyncio.get_running_loop()
         held: list[Job] = []
-        while len(self._running) < self.engine.concurrency and self._heap:
+        while self._free_workers and self._heap:
             job = heapq.heappop(self._heap)
             if job.cancelled.is_set() and job.paused is None:
                 continue
             if any(running.owner is job.owner for running in self._running):
                 held.append(job)
                 continue
-            self._running.add(job)
-            self._watchdog.started(job)
-            future = loop.run_in_executor(self._executor, self._work, job)
-            future.add_done_callback(partial(self._job_done, job))
-        for job in held:
-            heapq.heappush(self._heap, job)
+            self._start(job)
+        for job in held:  # workers nobody else wants: later sentences of heard requests
+            if self._free_workers and not any(
+                running.owner is job.owner and running.awaited for running in self._running
+            ):
+                self._start(job)
+            else:
+                heapq.heappush(self._heap, job)
         self._first_waiting = any(job.awaited and not job.cancelled.is_set() for job in self._heap)
+
+    @property
+    def _free_workers(self) -> bool:
+        return len(self._running) < self.engine.concurrency
+
+    def _start(self, job: Job) -> None:
+        self._running.add(job)
+        self._watchdog.started(job)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._work, job)
+        future.add_done_callback(partial(self._job_done, job))
 
     def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
         # The job's end goes to its reader only here, once its worker is free: a
@@ -301,7 +313,10 @@ class EngineRunner:
                 if job.cancelled.is_set():
                     break
                 job.emit(piece)
-                job.heard = True
+                if not job.heard:
+                    job.heard = True
+                    if job.position == 0:  # its request's later sentences may start now
+                        job.call_soon(self._dispatch)
                 if self._first_waiting:  # make way for it
                     job.paused = pieces
                     return
