@@ -161,10 +161,10 @@ class _CountingPiper(PiperEngine):
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         pieces = super().synthesize(request)
-        event = "start"
+        with self._lock:
+            self.log.append(("start", request.text))
         while True:
             with self._lock:
-                self.log.append((event, request.text))
                 self.now += 1
                 self.most = max(self.most, self.now)
             try:
@@ -174,7 +174,8 @@ class _CountingPiper(PiperEngine):
                     self.now -= 1
             if piece is None:
                 return
-            event = "piece"
+            with self._lock:  # before the pool hears of it
+                self.log.append(("piece", request.text))
             yield piece
 
 
