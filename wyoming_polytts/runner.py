@@ -313,10 +313,10 @@ class EngineRunner:
                 if job.cancelled.is_set():
                     break
                 job.emit(piece)
-                if not job.heard:
-                    job.heard = True
-                    if job.position == 0:  # its request's later sentences may start now
-                        job.call_soon(self._dispatch)
+                first_audio = job.awaited
+                job.heard = True
+                if first_audio:  # its request's later sentences may start now
+                    job.call_soon(self._dispatch)
                 if self._first_waiting:  # make way for it
                     job.paused = pieces
                     return
