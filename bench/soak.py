@@ -4,7 +4,9 @@ as growth between the end of the warm-up and the end of the soak.
 ``python -m bench.soak --minutes 5`` (``make soak``) runs the server on the embedded
 Piper voice with the default configuration, except that ``pool.queue_size`` admits
 every client (with the default 32, the clients that just finished a request keep
-re-taking the free places and the others get nothing but ``server-busy``). It loads
+re-taking the free places and the others get nothing but ``server-busy``), and that
+``limits.max_streams_per_client`` admits every Wyoming client (they all come from one
+address). It loads
 the server for a warm-up, measures it idle (resident memory, file descriptors,
 threads, asyncio tasks), loads it for the soak, measures it idle again and checks:
 
@@ -148,6 +150,8 @@ async def run_soak(settings: SoakSettings, work_dir: Path) -> SoakResult:
         "cache_dir": str(work_dir / "cache"),
         "voices_dir": str(work_dir / "voices"),
         "pool": {"queue_size": clients, **settings.pool},
+        # Every client comes from 127.0.0.1: one address, as many streams as clients.
+        "limits": {"max_streams_per_client": settings.wyoming_clients},
         "openai": {"host": "127.0.0.1", "port": http_port},
     }
     config_path = work_dir / "config.yaml"

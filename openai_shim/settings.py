@@ -28,6 +28,8 @@ class ShimSettings:
     """Sentences synthesized ahead of the one being sent."""
 
     voice_library: VoiceLibrarySettings
+    write_timeout: float
+    """Seconds a client may go without reading the audio sent to it before it is dropped."""
 
     @classmethod
     def from_config(cls, config: Config) -> ShimSettings:
@@ -42,4 +44,5 @@ class ShimSettings:
             max_sentence_chars=settings.text.max_sentence_chars,
             lookahead=settings.pool.lookahead,
             voice_library=settings.voice_library,
+            write_timeout=settings.limits.write_timeout,
         )

@@ -27,14 +27,14 @@ from aiohttp import hdrs, web
 
 from wyoming_polytts.errors import InvalidTextError, PolyttsError
 from wyoming_polytts.json_limits import decode_json
-from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
+from wyoming_polytts.synthesis import SpeechOptions, iterate, prepend, speak
 from wyoming_polytts.text import split_sentences
 
 from . import sse
 from .encoder import FORMATS, AudioWriter
 from .errors import ApiError
 from .request import parse_speech_request
-from .state import POOL, RESOLVER, SETTINGS
+from .state import IN_FLIGHT, POOL, RESOLVER, SETTINGS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +43,14 @@ _SLICE_SECONDS = 0.25
 
 
 async def create_speech(request: web.Request) -> web.StreamResponse:
+    """Answer one speech request, counted in flight so that a shutdown lets it finish
+    (and then cuts it off with a ``server_shutting_down`` error)."""
+    in_flight = request.app[IN_FLIGHT]
+    with in_flight.request(), in_flight.cut_off_as_error():
+        return await _speech(request)
+
+
+async def _speech(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     speech = parse_speech_request(await _read_json(request), settings.max_input_chars)
     voice = request.app[RESOLVER].resolve(speech.model, speech.voice)
@@ -70,7 +78,7 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
         streamed = speech.stream or speech.stream_format == "sse"
         with closing(AudioWriter(fmt, rate, out_rate, streamed)) as writer:
             slice_samples = int(rate * _SLICE_SECONDS)
-            async with aclosing(_encoded(writer, _chain(first, pcm), slice_samples)) as audio:
+            async with aclosing(_encoded(writer, prepend(first, pcm), slice_samples)) as audio:
                 if speech.stream_format == "sse":
                     return await _send_events(request, audio)
                 if not speech.stream:
@@ -104,12 +112,6 @@ async def _encoded(
         yield chunk
 
 
-async def _chain(first: np.ndarray, rest: AsyncIterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
-    yield first
-    async for piece in rest:
-        yield piece
-
-
 async def _send_audio(
     request: web.Request, audio: AsyncGenerator[bytes, None], content_type: str
 ) -> web.StreamResponse:
@@ -118,8 +120,9 @@ async def _send_audio(
     await response.prepare(request)
     with _client_may_leave():
         try:
-            async for chunk in audio:
-                await response.write(chunk)
+            with request.app[IN_FLIGHT].cut_off_as_error():
+                async for chunk in audio:
+                    await _write(request, response, chunk)
         except PolyttsError as err:
             # The status has gone out: end the connection without the final chunk, so
             # the client sees an incomplete body rather than audio silently cut short.
@@ -140,15 +143,29 @@ async def _send_events(
     await response.prepare(request)
     with _client_may_leave():
         try:
-            async for chunk in audio:
-                await response.write(sse.audio_delta(chunk))
+            with request.app[IN_FLIGHT].cut_off_as_error():
+                async for chunk in audio:
+                    await _write(request, response, sse.audio_delta(chunk))
         except PolyttsError as err:
             _LOGGER.error("Speech failed mid-stream (%s): %s", err.code, err)
-            await response.write(sse.error(ApiError.from_polytts(err)))
+            await _write(request, response, sse.error(ApiError.from_polytts(err)))
         else:
-            await response.write(sse.audio_done())
+            await _write(request, response, sse.audio_done())
         await response.write_eof()
     return response
+
+
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    """Send ``data``; a client that has not read for the write timeout is dropped."""
+    timeout = request.app[SETTINGS].write_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            await response.write(data)
+    except TimeoutError as err:
+        _LOGGER.info("Dropping HTTP client %s: it read nothing for %g s", request.remote, timeout)
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError(f"client read nothing for {timeout:g} s") from err
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.in_flight import InFlight
 from wyoming_polytts.pool import EnginePool
 from wyoming_polytts.voice_library import VoiceLibrary
 
@@ -18,3 +19,5 @@ SETTINGS = web.AppKey("settings", ShimSettings)
 RESOLVER = web.AppKey("resolver", VoiceResolver)
 STARTED = web.AppKey("started", int)
 """Unix time the app was created: the ``created`` of every model entry."""
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+"""Speech requests being answered, which a shutdown lets finish, then cuts off."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -59,8 +60,16 @@ class ServerProcess:
         self.log_path = tmp / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, extra_args: list[str] | None = None) -> ServerProcess:
+    def start(
+        self, extra_args: list[str] | None = None, *, file_limit: tuple[int, int] | None = None
+    ) -> ServerProcess:
+        """Start the server; ``file_limit`` sets its (soft, hard) limit on open files."""
         log = self.log_path.open("wb")
+
+        def limit_files() -> None:
+            if file_limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, file_limit)
+
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -74,6 +83,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=limit_files,
         )
         self.wait_ready()
         return self

@@ -51,8 +51,12 @@ WEIGHTS = (1, 3, 5, 1)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Room for every client at once in the queue, so each reaches the engine."""
-    config = {"pool": {"queue_size": 2 * AT_ONCE}}
+    """Room for every client at once in the queue and the stream limit (all of them come
+    from one address), so each reaches the engine."""
+    config = {
+        "pool": {"queue_size": 2 * AT_ONCE},
+        "limits": {"max_streams_per_client": 2 * AT_ONCE},
+    }
     process = ServerProcess(Path(tmp_path_factory.mktemp("disconnects")), config).start()
     yield process
     assert process.stop() == 0, process.log()

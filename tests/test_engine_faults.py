@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +22,18 @@ import pytest
 import torch
 from aiohttp import web
 from wyoming.client import AsyncTcpClient
-from wyoming.server import AsyncServer
 
 from openai_shim import ShimSettings, create_app
 from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.config import parse_config
+from wyoming_polytts.clients import Clients
+from wyoming_polytts.config import LimitsSettings, parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.handler import HandlerSettings, TtsEventHandler
+from wyoming_polytts.handler import HandlerSettings
 from wyoming_polytts.pool import EnginePool, LifecycleSettings
 from wyoming_polytts.voice_library import VoiceLibrary
+from wyoming_polytts.wyoming_server import WyomingServer
 
 from .figures import record
 from .helpers import (
@@ -109,11 +109,11 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     await pool.start(pool.preloaded)
     catalog = Catalog(pool, DEFAULT_VOICE)
     wyoming_port = free_port()
-    wyoming = AsyncServer.from_uri(f"tcp://127.0.0.1:{wyoming_port}")
     settings = HandlerSettings(
         max_chars=4096, max_sentence_chars=300, samples_per_chunk=1024, lookahead=2
     )
-    await wyoming.start(partial(TtsEventHandler, catalog, pool, settings))
+    wyoming = WyomingServer(catalog, pool, settings, Clients(LimitsSettings()))
+    await wyoming.start(f"tcp://127.0.0.1:{wyoming_port}")
     shim = ShimSettings.from_config(parse_config({}, tmp))
     library = VoiceLibrary(tmp / "voices", LIMITS)
     runner = web.AppRunner(create_app(pool, catalog, library, shim))
@@ -123,7 +123,7 @@ async def servers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     yield Servers(pool, wyoming_port, f"http://127.0.0.1:{http_port}")
     _FaultyPiper.release.set()
     await runner.cleanup()
-    await wyoming.stop()
+    await wyoming.close()
     await pool.close()
 
 

@@ -19,7 +19,6 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from pathlib import Path
 
 import psutil
@@ -28,15 +27,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event, read_event
-from wyoming.server import AsyncServer
 
 from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.config import parse_config
+from wyoming_polytts.clients import Clients
+from wyoming_polytts.config import LimitsSettings, parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext
 from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.handler import HandlerSettings, TtsEventHandler
+from wyoming_polytts.handler import HandlerSettings
 from wyoming_polytts.pool import EnginePool
+from wyoming_polytts.wyoming_server import WyomingServer
 
 from .figures import record
 from .helpers import (
@@ -319,13 +319,11 @@ async def limited_port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     pool = EnginePool({"piper": PiperEngine(PiperOptions(), context)}, queue_size=4)
     await pool.start(["piper"])
     port = free_port()
-    server = AsyncServer.from_uri(f"tcp://127.0.0.1:{port}")
-    handler = partial(
-        TtsEventHandler, Catalog(pool, DEFAULT_VOICE), pool, HandlerSettings.from_config(config)
-    )
-    await server.start(handler)
+    settings = HandlerSettings.from_config(config)
+    server = WyomingServer(Catalog(pool, DEFAULT_VOICE), pool, settings, Clients(LimitsSettings()))
+    await server.start(f"tcp://127.0.0.1:{port}")
     yield port
-    await server.stop()
+    await server.close()
     await pool.close()
 
 

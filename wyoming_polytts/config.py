@@ -51,8 +51,9 @@ class WyomingSettings:
     event_timeout: float = 10.0
     """Seconds from an event's first byte until all of it has arrived."""
 
-    idle_timeout: float | None = None
-    """Seconds a connection may stay silent between events; None keeps it open."""
+    idle_timeout: float | None = 60.0
+    """Seconds a connection may stay silent outside a stream, with nothing being answered;
+    None keeps it open."""
 
     max_stream_seconds: float = 300.0
     """Seconds from synthesize-start to synthesize-stop; a longer stream ends with an error."""
@@ -69,6 +70,37 @@ class WyomingSettings:
         )
         if self.idle_timeout is not None:
             _require_positive("wyoming", idle_timeout=self.idle_timeout)
+
+
+@dataclass
+class LimitsSettings:
+    """What clients may hold open, on both front doors together (README "Reliability")."""
+
+    max_connections: int = 512
+    """Connections open at once (Wyoming and HTTP); the one over it is refused."""
+
+    max_connections_per_client: int = 64
+    """Connections one client address may hold open."""
+
+    max_streams: int = 64
+    """Wyoming synthesize-start ... synthesize-stop streams open at once."""
+
+    max_streams_per_client: int = 8
+    """Streams one client address may hold open."""
+
+    write_timeout: float = 20.0
+    """Seconds a client may go without reading while audio waits for it; then it is
+    disconnected and its place freed."""
+
+    def __post_init__(self) -> None:
+        _require_positive(
+            "limits",
+            max_connections=self.max_connections,
+            max_connections_per_client=self.max_connections_per_client,
+            max_streams=self.max_streams,
+            max_streams_per_client=self.max_streams_per_client,
+            write_timeout=self.write_timeout,
+        )
 
 
 @dataclass
@@ -92,7 +124,8 @@ class PoolSettings:
     """The shared engine pool."""
 
     queue_size: int = 32
-    """Requests that may wait per engine beyond those running; more get 'busy'."""
+    """Requests per engine that may wait for their first audio beyond those running;
+    more get 'busy'. Requests already speaking take no place."""
 
     lookahead: int = 2
     """Sentences of one request synthesized ahead of the one being sent."""
@@ -215,6 +248,7 @@ class Settings:
     cache_dir: str = "~/.cache/wyoming-polytts"
     voices_dir: str = "voices"
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
     text: TextSettings = field(default_factory=TextSettings)
     pool: PoolSettings = field(default_factory=PoolSettings)
     voice_library: VoiceLibrarySettings = field(default_factory=VoiceLibrarySettings)

@@ -68,6 +68,20 @@ class ServerBusyError(PolyttsError):
     http_status = 503
 
 
+class TooManyConnectionsError(PolyttsError):
+    """A client address, or all clients together, hold as many connections as allowed."""
+
+    code = "too-many-connections"
+    http_status = 429
+
+
+class TooManyStreamsError(PolyttsError):
+    """A client address, or all clients together, hold as many open streams as allowed."""
+
+    code = "too-many-streams"
+    http_status = 429
+
+
 class EngineUnavailableError(PolyttsError):
     """The engine failed to load or is not installed."""
 

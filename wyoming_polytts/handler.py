@@ -1,9 +1,12 @@
 """The Wyoming front door: one handler per connection.
 
 It translates events into requests on the catalog and pool and streams the
-audio back. Synthesis runs in a task per request, so the connection keeps
-reading events (and notices a client that leaves) while audio is produced.
-Requests on one connection are answered in the order they arrived.
+audio back. Requests on one connection are answered in the order they arrived,
+by one task, while the connection keeps reading events (and notices a client
+that leaves). At most :data:`_MAX_WAITING` requests wait behind the one being
+answered; the client's next events are read only once one has started, so a
+pipelining client cannot pile up work. Events go out through
+:class:`~.wyoming_writer.EventWriter`, which drops a client that does not read.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe
-from wyoming.server import AsyncEventHandler
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -29,17 +30,29 @@ from wyoming.tts import (
 )
 
 from .catalog import Catalog, CatalogVoice
-from .config import Config, WyomingSettings
-from .const import CHANNELS, SAMPLE_WIDTH
-from .errors import InvalidRequestError, InvalidTextError, PolyttsError
+from .clients import Clients
+from .config import Config, LimitsSettings, WyomingSettings
+from .errors import (
+    InvalidRequestError,
+    InvalidTextError,
+    PolyttsError,
+    ServerShuttingDownError,
+    SynthesisError,
+)
 from .pool import EnginePool
-from .shutdown import InFlight
 from .synthesis import SpeechOptions, check_text_length, iterate, speak
-from .text import SentenceSplitter, split_sentences
+from .text import split_sentences
+from .text_stream import StreamSettings, TextStream
 from .wyoming_info import build_info
 from .wyoming_reader import BadEvent, EventReader, IdleTimeout, ReaderLimits
+from .wyoming_writer import EventWriter
 
 _LOGGER = logging.getLogger(__name__)
+
+_MAX_WAITING = 1
+"""Requests of one connection that may wait while another is answered."""
+
+Work = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,9 @@ class HandlerSettings:
     max_stream_seconds: float = WyomingSettings.max_stream_seconds
     """Seconds a synthesize-start ... synthesize-stop stream may stay open."""
 
+    write_timeout: float = LimitsSettings.write_timeout
+    """Seconds a client may go without reading the audio sent to it."""
+
     @classmethod
     def from_config(cls, config: Config) -> HandlerSettings:
         settings = config.settings
@@ -68,81 +84,43 @@ class HandlerSettings:
             lookahead=settings.pool.lookahead,
             limits=ReaderLimits.from_settings(settings.wyoming),
             max_stream_seconds=settings.wyoming.max_stream_seconds,
+            write_timeout=settings.limits.write_timeout,
         )
 
-
-class _TextStream:
-    """Text of one synthesize-start ... synthesize-stop stream, as sentences."""
-
-    def __init__(self, voice: SynthesizeVoice | None, settings: HandlerSettings) -> None:
-        self.voice = voice
-        self.stopped = asyncio.Event()
-        self._splitter = SentenceSplitter(settings.max_sentence_chars)
-        self._sentences: asyncio.Queue[str | PolyttsError | None] = asyncio.Queue()
-        self._max_chars = settings.max_chars
-        self._chars = 0
-        seconds = settings.max_stream_seconds
-        self._expiry = asyncio.get_running_loop().call_later(
-            seconds,
-            self.fail,
-            InvalidRequestError(f"stream still open after {seconds:g} s; ending it"),
-        )
-
-    def add(self, text: str) -> None:
-        if self.stopped.is_set():
-            return
-        self._chars += len(text)
-        try:
-            check_text_length(self._chars, self._max_chars)
-        except InvalidTextError as err:
-            self.fail(err)
-            return
-        for sentence in self._splitter.add(text):
-            self._sentences.put_nowait(sentence)
-
-    def fail(self, err: PolyttsError) -> None:
-        """End the stream with ``err`` (text over the limit, stream open too long)."""
-        if not self.stopped.is_set():
-            self._sentences.put_nowait(err)
-            self.stop()
-
-    def stop(self) -> None:
-        if self.stopped.is_set():
-            return
-        self._expiry.cancel()
-        for sentence in self._splitter.finish():
-            self._sentences.put_nowait(sentence)
-        self._sentences.put_nowait(None)
-        self.stopped.set()
-
-    async def sentences(self) -> AsyncIterator[str]:
-        while (item := await self._sentences.get()) is not None:
-            if isinstance(item, PolyttsError):
-                raise item
-            yield item
+    @property
+    def stream(self) -> StreamSettings:
+        return StreamSettings(self.max_chars, self.max_sentence_chars, self.max_stream_seconds)
 
 
-class TtsEventHandler(AsyncEventHandler):
-    """Answers describe, synthesize and the streaming synthesize events."""
+class TtsEventHandler:
+    """Answers describe, synthesize and the streaming synthesize events of one connection."""
 
     def __init__(
         self,
         catalog: Catalog,
         pool: EnginePool,
         settings: HandlerSettings,
+        clients: Clients,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        *,
-        in_flight: InFlight | None = None,
+        client: str,
     ) -> None:
-        """``in_flight`` collects the requests a shutdown lets finish."""
-        super().__init__(reader, writer)
+        """``client`` is the address the connection counts under (see :mod:`.clients`)."""
         self._catalog = catalog
         self._pool = pool
         self._settings = settings
-        self._in_flight = in_flight
-        self._stream: _TextStream | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._clients = clients
+        self._reader = reader
+        self._writer = writer
+        self._out = EventWriter(writer, settings.write_timeout, client)
+        self._client = client
+        self._waiting: asyncio.Queue[Work] = asyncio.Queue(_MAX_WAITING)
+        self._answering = False
+        self._stream: TextStream | None = None
+        """The stream whose synthesize-stop has not arrived yet."""
+
+        self._streams: set[TextStream] = set()
+        """Streams not answered in full yet (each holds a place of the client's)."""
 
     async def run(self) -> None:
         """Read events within the configured limits until the client leaves.
@@ -150,46 +128,52 @@ class TtsEventHandler(AsyncEventHandler):
         A bad event is answered with an ``error`` event and logged as one warning;
         when the stream has lost its framing the connection is closed as well.
         """
-        self._is_running = True
-        events = EventReader(self.reader, self._settings.limits)
+        answering = asyncio.create_task(self._answer_requests())
+        events = EventReader(self._reader, self._settings.limits)
         try:
-            while self._is_running:
+            while not answering.done():
                 try:
                     event = await events.read(busy=self._busy)
                 except BadEvent as bad:
-                    peer = self.writer.get_extra_info("peername")
                     closing = "" if bad.in_sync else "; closing the connection"
-                    _LOGGER.warning("Bad Wyoming event from %s: %s%s", peer, bad, closing)
-                    await self.write_event(Error(text=str(bad), code=bad.error.code).event())
+                    _LOGGER.warning("Bad Wyoming event from %s: %s%s", self._client, bad, closing)
+                    await self._out.write(Error(text=str(bad), code=bad.error.code).event())
                     if bad.in_sync:
                         continue
                     break
                 except IdleTimeout:
                     _LOGGER.info("Closing a Wyoming connection idle for too long")
                     break
-                if event is None or not await self.handle_event(event):
+                if event is None:
                     break
+                await self._handle(event, answering)
         except ConnectionError:
-            _LOGGER.debug("Client left")
+            _LOGGER.debug("Client %s left", self._client)
         finally:
-            await self.disconnect()
-            self.writer.close()
+            answering.cancel()
+            for stream in self._streams:
+                stream.release()
+            self._writer.close()
+
+    def close(self) -> None:
+        """End the connection (the server is stopping): :meth:`run` returns soon after."""
+        self._writer.close()
 
     def _busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._answering or self._stream is not None or not self._waiting.empty()
 
-    async def handle_event(self, event: Event) -> bool:
+    async def _handle(self, event: Event, answering: asyncio.Task[None]) -> None:
         try:
-            await self._dispatch(event)
+            await self._dispatch(event, answering)
         except (KeyError, TypeError, ValueError) as err:
             await self._send_error(InvalidRequestError(f"malformed {event.type} event: {err}"))
-        return True
 
-    async def _dispatch(self, event: Event) -> None:
+    async def _dispatch(self, event: Event, answering: asyncio.Task[None]) -> None:
         if Describe.is_type(event.type):
-            await self.write_event(build_info(self._catalog).event())
+            await self._out.write(build_info(self._catalog).event())
         elif SynthesizeStart.is_type(event.type):
-            self._start_stream(SynthesizeStart.from_event(event))
+            stream = self._open_stream(SynthesizeStart.from_event(event).voice)
+            await self._enqueue(lambda: self._speak_stream(stream), answering)
         elif SynthesizeChunk.is_type(event.type):
             if self._stream is not None:
                 self._stream.add(SynthesizeChunk.from_event(event).text)
@@ -201,48 +185,82 @@ class TtsEventHandler(AsyncEventHandler):
             # Inside a stream, synthesize repeats the text for older servers: ignore it.
             if self._stream is None:
                 synthesize = Synthesize.from_event(event)
-                self._schedule(lambda: self._speak_once(synthesize))
+                await self._enqueue(lambda: self._speak_once(synthesize), answering)
         else:
             _LOGGER.debug("Ignoring event %s", event.type)
 
-    async def disconnect(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
     # --- requests ---------------------------------------------------------
 
-    def _schedule(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work`` after the connection's previous request has finished."""
-        previous = self._task
+    async def _enqueue(self, work: Work, answering: asyncio.Task[None]) -> None:
+        """Queue ``work`` behind the connection's requests; waits (reading nothing more)
+        while the queue is full. Raises ConnectionError if the connection ends meanwhile."""
+        if not self._waiting.full():
+            self._waiting.put_nowait(work)
+            return
+        put = asyncio.ensure_future(self._waiting.put(work))
+        await asyncio.wait({put, answering}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            raise ConnectionError("the connection ended")
 
-        async def run() -> None:
-            if previous is not None:
-                await asyncio.wait([previous])
+    async def _answer_requests(self) -> None:
+        """Answer queued requests one after another, for as long as the client listens."""
+        in_flight = self._clients.in_flight
+        while True:
+            work = await self._waiting.get()
+            self._answering = True
             try:
-                await work()
+                with in_flight.request():
+                    try:
+                        with in_flight.cut_off_as_error():
+                            await work()
+                    except PolyttsError as err:  # cut off by a shutdown
+                        await self._send_error(err)
+                        return
             except ConnectionError:
-                _LOGGER.debug("Client left during synthesis")
+                _LOGGER.debug("Client %s left during synthesis", self._client)
+                return
+            except Exception:  # a bug must reach the client as an error, not drop it
+                _LOGGER.exception("Wyoming request from %s failed", self._client)
+                await self._send_error(SynthesisError("internal error; see the server log"))
+            finally:
+                self._answering = False
 
-        self._task = asyncio.create_task(run())
-        if self._in_flight is not None:
-            self._in_flight.add(self._task)
-
-    def _start_stream(self, start: SynthesizeStart) -> None:
+    def _open_stream(self, voice: SynthesizeVoice | None) -> TextStream:
+        """A new stream for synthesize-start; over the client's stream limit, one that
+        fails at once (answered with the error, then synthesize-stopped)."""
         if self._stream is not None:
             _LOGGER.warning("synthesize-start inside an open stream: ending the first stream")
             self._stream.stop()
-        stream = _TextStream(start.voice, self._settings)
-        self._stream = stream
-        self._schedule(lambda: self._speak_stream(stream))
-
-    async def _speak_stream(self, stream: _TextStream) -> None:
         try:
-            voice, options = self._resolve(stream.voice)
-            await self._send_speech(voice, stream.sentences(), options)
+            place = self._clients.streams.take(self._client)
         except PolyttsError as err:
-            await self._send_error(err)
-        await stream.stopped.wait()
-        await self.write_event(SynthesizeStopped().event())
+            stream = TextStream(voice, self._settings.stream, None)
+            stream.fail(err)
+        else:
+            stream = TextStream(voice, self._settings.stream, place)
+        self._stream = stream
+        self._streams.add(stream)
+        return stream
+
+    async def _speak_stream(self, stream: TextStream) -> None:
+        """Speak the stream's sentences as they come; end with synthesize-stopped once the
+        client has stopped the stream, or at once when the server cuts it off."""
+        try:
+            try:
+                with self._clients.in_flight.cut_off_as_error():
+                    try:
+                        voice, options = self._resolve(stream.voice)
+                        await self._send_speech(voice, stream.sentences(), options)
+                    except PolyttsError as err:
+                        await self._send_error(err)
+                    await stream.stopped.wait()
+            except ServerShuttingDownError as err:
+                await self._send_error(err)
+            await self._out.write(SynthesizeStopped().event())
+        finally:
+            stream.release()
+            self._streams.discard(stream)
 
     async def _speak_once(self, synthesize: Synthesize) -> None:
         try:
@@ -266,42 +284,16 @@ class TtsEventHandler(AsyncEventHandler):
     async def _send_speech(
         self, voice: CatalogVoice, sentences: AsyncIterator[str], options: SpeechOptions
     ) -> None:
-        """audio-start, the chunks, audio-stop: one format for the whole request."""
-        rate = voice.info.sample_rate
-        step = self._settings.samples_per_chunk
-        audio_start = AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event()
-        started = False
-        try:
-            async with aclosing(
-                speak(
-                    self._pool,
-                    voice,
-                    sentences,
-                    options,
-                    self._settings.lookahead,
-                    front_door="wyoming",
-                )
-            ) as pcm:
-                async for piece in pcm:
-                    if not started:
-                        await self.write_event(audio_start)
-                        started = True
-                    for i in range(0, len(piece), step):
-                        chunk = AudioChunk(
-                            rate=rate,
-                            width=SAMPLE_WIDTH,
-                            channels=CHANNELS,
-                            audio=piece[i : i + step].astype("<i2", copy=False).tobytes(),
-                        )
-                        await self.write_event(chunk.event())
-        except PolyttsError as err:
-            await self._send_error(err)
-            if not started:
-                return
-        if not started:  # nothing audible (e.g. only punctuation): still a whole answer
-            await self.write_event(audio_start)
-        await self.write_event(AudioStop().event())
+        pcm = speak(
+            self._pool,
+            voice,
+            sentences,
+            options,
+            self._settings.lookahead,
+            front_door="wyoming",
+        )
+        async with aclosing(pcm):
+            await self._out.speech(pcm, voice.info.sample_rate, self._settings.samples_per_chunk)
 
     async def _send_error(self, err: PolyttsError) -> None:
-        _LOGGER.info("Request failed (%s): %s", err.code, err)
-        await self.write_event(Error(text=str(err), code=err.code).event())
+        await self._out.error(err)

@@ -86,6 +86,11 @@ class Metrics:
         """Report the engines of ``snapshot`` (and the memory budget) at every scrape."""
         self.registry.register(_PoolCollector(snapshot, budget))
 
+    def watch_clients(self, held: Callable[[], Mapping[str, int]]) -> None:
+        """Report what clients hold open (``held()``: kind, such as ``connections``, to a
+        count) at every scrape, as ``polytts_open_<kind>``."""
+        self.registry.register(_ClientsCollector(held))
+
     def request(self, engine: str, front_door: str) -> RequestMetrics:
         """Start timing one request; finish it with :meth:`RequestMetrics.finish`."""
         return RequestMetrics(self, engine, front_door)
@@ -177,6 +182,21 @@ class _PoolCollector(Collector):
                 "polytts_memory_budget_bytes",
                 "The pool's memory budget (pool.gpu_memory_budget)",
                 value=float(self._budget),
+            )
+
+
+class _ClientsCollector(Collector):
+    """Connections and streams clients hold open (both front doors), at scrape time."""
+
+    def __init__(self, held: Callable[[], Mapping[str, int]]) -> None:
+        self._held = held
+
+    def collect(self) -> Iterator[Metric]:
+        for kind, count in self._held().items():
+            yield GaugeMetricFamily(
+                f"polytts_open_{kind}",
+                f"{kind.capitalize()} clients hold open now (limits.max_{kind})",
+                value=float(count),
             )
 
 

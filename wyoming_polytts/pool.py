@@ -40,6 +40,16 @@ class PoolSession:
         self._runner = runner
         self._jobs: list[Job] = []
 
+    @property
+    def awaiting_audio(self) -> bool:
+        """Its listener still waits for the first audio: it is being admitted, waits for a
+        load, or its first sentence is queued or running. Only such requests take a place
+        in the engine's queue (see :meth:`EngineRunner.admit`)."""
+        if not self._jobs:
+            return True
+        first = self._jobs[0]
+        return first.awaited and not first.finished
+
     def submit(
         self, request: SynthesisRequest, position: int, transform: Transform | None = None
     ) -> Job:
@@ -135,11 +145,11 @@ class EnginePool:
         runner = self._runners[engine]
         if not self._admitting:
             raise ServerShuttingDownError("the server is shutting down; try again shortly")
-        runner.admit()
         session = PoolSession(runner)
+        runner.admit(session)
         try:
             await self._lifecycle.ensure_loaded(runner)
             yield session
         finally:
             session.cancel()
-            runner.release()
+            runner.release(session)

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
+from typing import Protocol
 
 from .engines.base import Engine, SynthesisRequest
 from .errors import (
@@ -46,6 +47,15 @@ from .memory import LoadMeter, format_bytes, is_out_of_memory, release_memory
 from .watchdog import Watchdog
 
 _LOGGER = logging.getLogger(__name__)
+
+
+class Session(Protocol):
+    """A request admitted to an engine, as the runner counts it."""
+
+    @property
+    def awaiting_audio(self) -> bool:
+        """Its listener still waits for the request's first audio."""
+        ...
 
 
 class EngineState(StrEnum):
@@ -114,7 +124,8 @@ class EngineRunner:
         """Jobs in a worker now."""
         self._first_waiting = False
         """A request's first sentence waits for a worker (read by the workers)."""
-        self._requests = 0
+        self._sessions: set[Session] = set()
+        """Requests admitted and not yet ended."""
         self._order = itertools.count()
 
     def status(self, memory: int | None) -> EngineStatus:
@@ -128,14 +139,14 @@ class EngineRunner:
             concurrency=self.engine.concurrency,
             running=len(self._running),
             waiting=self._waiting(),
-            requests=self._requests,
+            requests=len(self._sessions),
             stuck=self._watchdog.stuck,
         )
 
     @property
     def idle(self) -> bool:
         """No request admitted and no job running or waiting: the engine may be unloaded."""
-        return self._requests == 0 and not self._running and self._waiting() == 0
+        return not self._sessions and not self._running and self._waiting() == 0
 
     def _waiting(self) -> int:
         return sum(1 for job in self._heap if not job.cancelled.is_set())
@@ -207,21 +218,29 @@ class EngineRunner:
 
     # --- requests and jobs ------------------------------------------------
 
-    def admit(self) -> None:
+    def admit(self, session: Session) -> None:
         """Count a new request in, or refuse it when the engine's queue is full or
-        every worker is stuck."""
+        every worker is stuck.
+
+        The queue counts the requests whose listeners still wait for their first audio
+        (:attr:`Session.awaiting_audio`): a new request's first sentence goes before every
+        later sentence, so only those can delay it. A request that has started to speak,
+        waits for more text or for its client to read takes no place, so such clients
+        cannot lock others out.
+        """
         if self._unresponsive:
             raise self._unresponsive_error()
-        if self._requests >= self.engine.concurrency + self._queue_size:
+        waiting = sum(1 for each in self._sessions if each.awaiting_audio)
+        if waiting >= self.engine.concurrency + self._queue_size:
             raise ServerBusyError(
                 f"the server is busy: engine '{self.name}' already has "
-                f"{self._requests} requests in progress; try again shortly"
+                f"{waiting} requests waiting for their first audio; try again shortly"
             )
-        self._requests += 1
+        self._sessions.add(session)
         self.last_used = time.monotonic()
 
-    def release(self) -> None:
-        self._requests -= 1
+    def release(self, session: Session) -> None:
+        self._sessions.discard(session)
         self.last_used = time.monotonic()
 
     def submit(

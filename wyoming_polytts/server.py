@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from urllib.parse import urlparse
-
-from wyoming.server import AsyncServer
 
 from openai_shim import start_http
 
 from .catalog import Catalog
+from .clients import Clients
 from .config import Config
 from .engines import create_engines
 from .engines.base import EngineContext
-from .handler import HandlerSettings, TtsEventHandler
+from .errors import ConfigError
+from .handler import HandlerSettings
+from .listener import raise_file_limit
 from .memory import format_bytes, resolve_budget
 from .pool import EnginePool, LifecycleSettings
 from .reference_audio import AudioLimits
-from .shutdown import InFlight, stop_serving
+from .shutdown import stop_serving
 from .voice_library import VoiceLibrary
+from .wyoming_server import WyomingServer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,18 +61,26 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then let requests in progress finish within
     ``shutdown_grace`` (see :mod:`.shutdown`); engines load in the background meanwhile."""
     settings = config.settings
+    raise_file_limit()
     library = build_library(config)
     library.cleanup()
     pool = build_pool(config, library)
     catalog = Catalog(pool, settings.default_voice)
-    handler_settings = HandlerSettings.from_config(config)
+    clients = Clients(settings.limits)
+    pool.metrics.watch_clients(clients.held)
     await pool.prepare()
-    http = await start_http(pool, catalog, library, config) if settings.openai.enabled else None
-    server = AsyncServer.from_uri(settings.wyoming.uri)
-    in_flight = InFlight()
-    await server.start(
-        partial(TtsEventHandler, catalog, pool, handler_settings, in_flight=in_flight)
+    http = (
+        await start_http(pool, catalog, library, config, clients)
+        if settings.openai.enabled
+        else None
     )
+    wyoming = WyomingServer(catalog, pool, HandlerSettings.from_config(config), clients)
+    try:
+        await wyoming.start(settings.wyoming.uri)
+    except ConfigError:
+        if http is not None:
+            await http.close()
+        raise
     _LOGGER.info("Wyoming server listening on %s", settings.wyoming.uri)
     loading = asyncio.create_task(_load(pool, catalog))
     try:
@@ -80,7 +89,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         loading.cancel()
-        await stop_serving(server, http, pool, in_flight, settings.shutdown_grace)
+        await stop_serving(wyoming, http, pool, clients.in_flight, settings.shutdown_grace)
 
 
 async def _load(pool: EnginePool, catalog: Catalog) -> None:

@@ -3,8 +3,11 @@
 - The first SIGTERM (or SIGINT) sets the server's stop event. Both listening
   sockets close at once, so new connections are refused; a new request on a
   connection that is still open gets ``server-shutting-down``; requests in
-  progress get ``shutdown_grace`` seconds to finish. Then the remaining
-  connections are closed, the engines unloaded, and the process exits 0.
+  progress get ``shutdown_grace`` seconds to finish. Those still running just
+  before the end are cut off, each with an error its client can read (an
+  ``error`` event on Wyoming, an SSE ``error`` event, or an HTTP body that ends
+  without its last chunk). Then the remaining connections are closed, the
+  engines unloaded, and the process exits 0, within the grace plus a moment.
 - A second signal exits at once, with status 128 + its number (143 for SIGTERM).
 - A worker thread still inside an engine call at the end (a hung engine, which
   no thread API can interrupt) does not hold the process: it exits without it.
@@ -19,39 +22,27 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Awaitable
 from types import FrameType
 from typing import NoReturn
 
-from aiohttp import web
-from wyoming.server import AsyncServer
+from openai_shim.server import HttpServer
 
+from .in_flight import InFlight
 from .pool import EnginePool
+from .wyoming_server import WyomingServer
 
 _LOGGER = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-_THREAD_WAIT = 2.0
-"""Seconds the process waits at exit for worker threads that are still finishing."""
+_CUT_OFF = 0.25
+"""Seconds before the end of the grace at which requests still running are cut off,
+so that their errors reach their clients within the grace."""
 
-
-class InFlight:
-    """Requests being answered (Wyoming), so that a shutdown can let them finish."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def add(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    async def finished(self) -> None:
-        """Return once no request is in progress (including ones added meanwhile)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+_THREAD_WAIT = 0.25
+"""Seconds the process waits at exit for worker threads that are still finishing (the
+pool has already waited for running sentences within the grace)."""
 
 
 def handle_signals(stop: asyncio.Event) -> None:
@@ -78,48 +69,42 @@ def _exit_at_once(signum: int, _frame: FrameType | None) -> None:
 
 
 async def stop_serving(
-    wyoming: AsyncServer,
-    http: web.AppRunner | None,
+    wyoming: WyomingServer,
+    http: HttpServer | None,
     pool: EnginePool,
     in_flight: InFlight,
     grace: float,
 ) -> None:
     """Refuse new connections and requests, give requests in progress ``grace`` seconds
-    (both front doors at once), close what is left, and unload the engines.
-
-    ``http`` was created with ``shutdown_timeout=grace``: aiohttp's own clean-up stops
-    listening, closes idle keep-alive connections and waits for running handlers.
-    """
+    (both front doors at once), cut off what is left :data:`_CUT_OFF` seconds before
+    the end with an error each client can read, then close every connection and unload
+    the engines whose sentences have returned."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     _LOGGER.info("Stopping: new connections refused, requests in progress get %g s", grace)
     pool.stop_admitting()
-    _stop_listening(wyoming)
-    await asyncio.gather(
-        _drain_wyoming(wyoming, in_flight, grace),
-        http.cleanup() if http is not None else asyncio.sleep(0),
-    )
-    await pool.close()
+    wyoming.stop_listening()
+    if http is not None:
+        http.stop_listening()
+    if not await _within(in_flight.finished(), start + max(0.0, grace - _CUT_OFF)):
+        _LOGGER.warning(
+            "%d request(s) still running after %g s; cutting them off", len(in_flight), grace
+        )
+        in_flight.cut_off()
+        await _within(in_flight.finished(), start + grace)
+    await asyncio.gather(wyoming.close(), http.close() if http is not None else asyncio.sleep(0))
+    await pool.close(wait=max(_CUT_OFF, start + grace - loop.time()))
     _LOGGER.info("Stopped")
 
 
-def _stop_listening(server: AsyncServer) -> None:
-    """Close the Wyoming listening socket but no connection (the library's ``stop()``
-    closes both at once). The TCP and Unix servers keep their listener in ``_server``."""
-    listener = getattr(server, "_server", None)
-    if isinstance(listener, asyncio.AbstractServer):
-        listener.close()
-
-
-async def _drain_wyoming(server: AsyncServer, in_flight: InFlight, grace: float) -> None:
+async def _within(work: Awaitable[None], deadline: float) -> bool:
+    """Await ``work`` until the loop time ``deadline``; False if it was not done by then."""
     try:
-        async with asyncio.timeout(grace):
-            await in_flight.finished()
+        async with asyncio.timeout_at(deadline):
+            await work
     except TimeoutError:
-        _LOGGER.warning(
-            "%d Wyoming request(s) still running after %g s; closing their connections",
-            len(in_flight),
-            grace,
-        )
-    await server.stop()
+        return False
+    return True
 
 
 def exit_process(code: int) -> NoReturn:

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mappin
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from .jobs import Job
 from .metrics import RequestMetrics
 from .pool import EnginePool
 from .stretch import stretched
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,12 @@ async def _speak(
     transform = None
     if options.speed not in (None, 1.0) and not native_speed:
         transform = partial(stretched, sample_rate=voice.info.sample_rate, speed=options.speed)
+    # A request takes its place in the pool only once it has text to speak: a stream
+    # that is still waiting for its first sentence holds no engine slot and no queue place.
+    text = aiter(sentences)
+    first = await anext(text, None)
+    if first is None:
+        raise InvalidTextError("no text to speak")
     async with pool.session(voice.engine) as session:
         jobs: asyncio.Queue[Job | BaseException | None] = asyncio.Queue()
         slots = asyncio.Semaphore(lookahead + 1)
@@ -100,7 +108,7 @@ async def _speak(
         async def submit_all() -> None:
             position = 0
             try:
-                async for sentence in sentences:
+                async for sentence in prepend(first, text):
                     await slots.acquire()
                     request = SynthesisRequest(
                         text=sentence,
@@ -114,8 +122,6 @@ async def _speak(
                     )
                     jobs.put_nowait(session.submit(request, position, transform))
                     position += 1
-                if position == 0:
-                    raise InvalidTextError("no text to speak")
             except Exception as err:
                 jobs.put_nowait(err)
             else:
@@ -134,6 +140,13 @@ async def _speak(
                 slots.release()
         finally:
             producer.cancel()
+
+
+async def prepend(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``first``, then the items of ``rest``."""
+    yield first
+    async for item in rest:
+        yield item
 
 
 async def iterate(items: list[str]) -> AsyncIterator[str]:

@@ -1,0 +1,107 @@
+"""The Wyoming front door's server: listens on ``tcp://`` or ``unix://`` and runs one
+:class:`~.handler.TtsEventHandler` per accepted connection.
+
+The accept loop is our own (:mod:`.listener`), so connections are counted against the
+client limits and a shutdown can stop listening, cut off requests and close every
+connection, using only the ``wyoming`` library's event classes and functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from wyoming.error import Error
+from wyoming.event import write_event
+
+from .catalog import Catalog
+from .clients import Clients, Place
+from .errors import ConfigError, PolyttsError
+from .handler import HandlerSettings, TtsEventHandler
+from .listener import Listener, bind_tcp, bind_unix
+from .pool import EnginePool
+
+_CLOSE_WAIT = 0.25
+"""Seconds :meth:`WyomingServer.close` waits for handlers to finish after closing them."""
+
+
+class WyomingServer:
+    """Accepts Wyoming connections and answers them."""
+
+    def __init__(
+        self, catalog: Catalog, pool: EnginePool, settings: HandlerSettings, clients: Clients
+    ) -> None:
+        self._catalog = catalog
+        self._pool = pool
+        self._settings = settings
+        self._clients = clients
+        self._listener: Listener | None = None
+        self._handlers: dict[TtsEventHandler, asyncio.Task[None] | None] = {}
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port listened on, once started."""
+        return self._listener.port if self._listener is not None else None
+
+    async def start(self, uri: str) -> None:
+        """Listen on ``uri``; a :class:`ConfigError` says why it cannot."""
+        self._listener = Listener(
+            "Wyoming", _bind(uri), self._clients.connections, self._serve, refusal
+        )
+        self._listener.start()
+
+    def stop_listening(self) -> None:
+        """Accept no new connections; open ones go on."""
+        if self._listener is not None:
+            self._listener.stop_listening()
+
+    async def close(self) -> None:
+        """Close every connection and wait briefly for their handlers to end."""
+        self.stop_listening()
+        for handler in self._handlers:
+            handler.close()
+        tasks = {task for task in self._handlers.values() if task is not None}
+        if tasks:
+            await asyncio.wait(tasks, timeout=_CLOSE_WAIT)
+
+    async def _serve(self, conn: socket.socket, place: Place) -> None:
+        handler: TtsEventHandler | None = None
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn)
+            handler = TtsEventHandler(
+                self._catalog,
+                self._pool,
+                self._settings,
+                self._clients,
+                reader,
+                writer,
+                place.client,
+            )
+            self._handlers[handler] = asyncio.current_task()
+            await handler.run()
+        finally:
+            if handler is not None:
+                del self._handlers[handler]
+            place.release()
+
+
+def refusal(err: PolyttsError) -> bytes:
+    """An ``error`` event, as bytes, for a client refused before it was served."""
+    data = io.BytesIO()
+    write_event(Error(text=str(err), code=err.code).event(), data)
+    return data.getvalue()
+
+
+def _bind(uri: str) -> list[socket.socket]:
+    parsed = urlparse(uri)
+    try:
+        if parsed.scheme == "tcp" and parsed.hostname is not None and parsed.port is not None:
+            return bind_tcp(parsed.hostname, parsed.port)
+        if parsed.scheme == "unix" and parsed.path:
+            return [bind_unix(Path(parsed.path))]
+    except OSError as err:
+        raise ConfigError(f"wyoming.uri: cannot listen on {uri} ({err.strerror})") from err
+    raise ConfigError(f"wyoming.uri: expected tcp://HOST:PORT or unix://PATH, got {uri!r}")
