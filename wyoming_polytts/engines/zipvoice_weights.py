@@ -38,7 +38,7 @@ TORCH_ROLES: dict[str, tuple[str, ...]] = {
 def onnx_roles(int8: bool) -> dict[str, tuple[str, ...]]:
     """The ONNX files by role, each with the names it goes by (the downloadable one first;
     for int8, the float32 names last, as a fallback)."""
-    full = {
+    full: dict[str, tuple[str, ...]] = {
         "encoder": ("text_encoder.onnx", "encoder.onnx"),
         "decoder": ("fm_decoder.onnx", "decoder.onnx"),
     }
