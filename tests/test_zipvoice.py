@@ -33,6 +33,7 @@ from wyoming_polytts.errors import (
     InvalidTextError,
     VoiceNotFoundError,
 )
+from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav says
 from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
 
 from .helpers import TIMEOUT, ServerProcess, assert_speech_like, describe, synthesize
@@ -40,8 +41,6 @@ from .test_voice_library import LIMITS
 from .zipvoice_fixture import build_tiny_zipvoice, expected_level
 
 RATE = 24000
-TRANSCRIPT = "The front door is locked and the garage door is closed. The lights are off."
-"""What tests/conftest.py's ``reference_wav`` says."""
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 CHINESE = "你好，今天天气很好。"  # noqa: RUF001

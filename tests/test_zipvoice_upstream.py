@@ -30,13 +30,13 @@ from wyoming_polytts.engines.zipvoice_prompt import PromptCache
 from wyoming_polytts.engines.zipvoice_tokens import Tokenizer
 from wyoming_polytts.engines.zipvoice_vocoder import VOCODER_NAME, download_vocoder
 from wyoming_polytts.errors import EngineUnavailableError
+from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav says
 from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
 
 from .test_voice_library import LIMITS
 from .zipvoice_fixture import build_tiny_zipvoice
 
 RATE = 24000
-TRANSCRIPT = "The front door is locked and the garage door is closed. The lights are off."
 
 
 @pytest.fixture(scope="module")
