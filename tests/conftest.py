@@ -62,3 +62,11 @@ def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from .xtts_fixture import build_tiny_xtts
 
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
+
+
+@pytest.fixture(scope="session")
+def tiny_zipvoice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny ZipVoice ONNX models for sherpa-onnx (see tests/zipvoice_fixture.py)."""
+    from .zipvoice_fixture import build_tiny_zipvoice
+
+    return build_tiny_zipvoice(tmp_path_factory.mktemp("tiny-zipvoice"))

@@ -38,17 +38,12 @@ from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
 
 from .helpers import TIMEOUT, ServerProcess, assert_speech_like, describe, synthesize
 from .test_voice_library import LIMITS
-from .zipvoice_fixture import build_tiny_zipvoice, expected_level
+from .zipvoice_fixture import expected_level
 
 RATE = 24000
 
 SENTENCE = "The quick brown fox jumps over the lazy dog."
 CHINESE = "你好，今天天气很好。"  # noqa: RUF001
-
-
-@pytest.fixture(scope="module")
-def tiny_zipvoice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_zipvoice(tmp_path_factory.mktemp("tiny-zipvoice"))
 
 
 def _settings(models: Path, **extra: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 import soundfile
 
 from wyoming_polytts.audio import shorten_silences
-from wyoming_polytts.engines.base import EngineContext, ReferenceVoice, SynthesisRequest
+from wyoming_polytts.engines.base import ReferenceVoice, SynthesisRequest
 from wyoming_polytts.engines.zipvoice import ZipVoiceEngine
 from wyoming_polytts.engines.zipvoice_options import ZipVoiceOptions
 from wyoming_polytts.engines.zipvoice_prompt import PromptCache
@@ -34,14 +34,9 @@ from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav
 from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
 
 from .test_voice_library import LIMITS
-from .zipvoice_fixture import build_tiny_zipvoice
+from .test_zipvoice import _context
 
 RATE = 24000
-
-
-@pytest.fixture(scope="module")
-def tiny_zipvoice(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_zipvoice(tmp_path_factory.mktemp("tiny-zipvoice"))
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +58,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _context(tmp: Path, library: VoiceLibrary | None = None) -> EngineContext:
-    library = library or VoiceLibrary(tmp / "voices", LIMITS)
-    return EngineContext(
-        cache_dir=tmp / "cache",
-        voices_dir=library.root,
-        threads=2,
-        base_dir=tmp,
-        reference_voices=library,
-    )
-
-
 def test_vocoder_download_is_checked_and_reported(
     tiny_zipvoice: Path,
     release: str,
@@ -93,7 +77,7 @@ def test_vocoder_download_is_checked_and_reported(
         vocoder_url=f"{release}/{VOCODER_NAME}",
         vocoder_sha256=_sha256(tiny_zipvoice / VOCODER_NAME),
     )
-    engine = ZipVoiceEngine(options, _context(tmp_path, library))
+    engine = ZipVoiceEngine(options, _context(library, tmp_path))
     caplog.set_level(logging.INFO)
     engine.load()
     assert _sha256(tmp_path / "cache" / "zipvoice" / VOCODER_NAME) == options.vocoder_sha256
@@ -180,4 +164,6 @@ def test_sherpa_onnx_without_generation_tokens_is_refused_at_load(
     with pytest.raises(
         EngineUnavailableError, match=r"GenerationConfig.tokens.*sherpa-onnx>=2\.0\.1"
     ):
-        ZipVoiceEngine(options, _context(tmp_path)).load()
+        ZipVoiceEngine(
+            options, _context(VoiceLibrary(tmp_path / "voices", LIMITS), tmp_path)
+        ).load()
