@@ -52,11 +52,16 @@ COPY . .
 
 # Optional: GLM-TTS in a virtual environment of its own, /opt/glm-tts/.venv
 # (README "GLM-TTS"); it pins its own torch, so the constraint is lifted there.
-#   docker build --build-arg GLM_TTS_REF=main -t wyoming-polytts:gpu .
-# Empty (the default): not built. The checkpoint is downloaded at run time.
-ARG GLM_TTS_REF=""
+#   docker build --build-arg GLM_TTS=1 -t wyoming-polytts:gpu .
+# GLM_TTS empty (the default): not built. GLM_TTS_REF is the GLM-TTS commit the
+# worker was checked against (later ones call torch.npu in their speaker
+# embedding); docker/glm-tts-requirements.txt is what its inference imports, at
+# that commit's pins (GLM-TTS has no minimal requirements file of its own). The
+# checkpoint is downloaded at run time.
+ARG GLM_TTS=""
+ARG GLM_TTS_REF=c5dc7aecc3b4032032d631b271e767893984f821
 # hadolint ignore=DL3008
-RUN if [ -n "${GLM_TTS_REF}" ]; then \
+RUN if [ -n "${GLM_TTS}" ]; then \
         apt-get update \
         && apt-get install -y --no-install-recommends git \
         && rm -rf /var/lib/apt/lists/* \
@@ -64,7 +69,7 @@ RUN if [ -n "${GLM_TTS_REF}" ]; then \
         && git -C /opt/glm-tts checkout "${GLM_TTS_REF}" \
         && /usr/bin/python3 -m venv /opt/glm-tts/.venv \
         && env -u PIP_CONSTRAINT /opt/glm-tts/.venv/bin/pip install \
-            -r /opt/glm-tts/requirements-mini.txt "wyoming>=1.8" "PyYAML>=6.0" "soundfile>=0.12" \
+            -r docker/glm-tts-requirements.txt "wyoming>=1.8" "PyYAML>=6.0" "soundfile>=0.12" \
         && env -u PIP_CONSTRAINT /opt/glm-tts/.venv/bin/pip install --no-deps . \
         && chown -R 1000:1000 /opt/glm-tts; \
     fi

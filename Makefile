@@ -11,7 +11,7 @@ TORCHAUDIO_VERSION := 2.11.0
 # test target installs it when missing (as root). No browser is ever downloaded.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint check bench bench-quick soak clean
+.PHONY: run test lint check bench bench-quick soak gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ bench-quick: $(VENV)/.bench-installed
 # into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".
 soak: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# Real weights on a GPU box (README "Checking real weights on a GPU"): every engine
+# of GPU_CHECK_CONFIG (local weight folders; gpu-check.example.yaml shows the
+# shape) loaded, speaking and cloning, then the tests marked gpu; the report goes
+# to gpu-check/report.md and report.json. Installs into this venv as it finds it
+# (a CUDA torch and onnxruntime-gpu installed by hand are kept).
+GPU_CHECK_CONFIG ?= gpu-check.yaml
+gpu-check: | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[piper,kokoro,xtts,zipvoice,test]'
+	$(BIN)/python -m wyoming_polytts.gpu_check --config $(GPU_CHECK_CONFIG) --out gpu-check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV)

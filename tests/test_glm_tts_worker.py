@@ -26,13 +26,14 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeVoice
 
+from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav says
+
 from .glm_tts_fixture import expected_seconds, pitch_of
 from .helpers import ServerProcess, Speech, assert_speech_like, describe, synthesize
 
 REPO = Path(__file__).resolve().parent.parent
 TONE_MODEL = "tests.glm_tts_fixture:ToneModel"
 TEXT = "The front door is locked and the lights are off."
-TRANSCRIPT = "The front door is locked and the garage door is closed. The lights are off."
 
 
 @pytest.fixture

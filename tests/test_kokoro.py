@@ -303,7 +303,8 @@ def test_cuda_without_a_gpu_falls_back_with_a_warning(
     model = Path(kokoro.config["cache_dir"]) / "kokoro" / EMBEDDED_MODEL_NAME
     runtime = KokoroRuntime(model, sessions=1, threads=2, device="cuda")
     assert runtime.provider == "CPUExecutionProvider"
-    assert "install onnxruntime-gpu); running on the CPU" in caplog.text
+    assert "install onnxruntime-gpu in place of onnxruntime); running on the CPU" in caplog.text
+    assert "CPUExecutionProvider; install" in caplog.text, "the providers it has are named"
     _speaks(runtime)
 
 

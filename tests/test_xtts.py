@@ -278,8 +278,10 @@ async def test_error_mid_stream_reaches_client(server: ServerProcess) -> None:
 # --- real weights on a GPU ---------------------------------------------------------------
 
 
-@pytest.fixture
-def real_xtts(tmp_path: Path) -> Iterator[XttsEngine]:
+@pytest.fixture(params=[False, True], ids=["float32", "float16"])
+def real_xtts(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[XttsEngine]:
+    """Real weights on CUDA, in float32 and with the experimental ``half`` (which falls
+    back to float32 by itself when float16 sampling fails)."""
     import torch
 
     folder = os.environ.get("XTTS_CHECKPOINT_DIR")
@@ -287,7 +289,7 @@ def real_xtts(tmp_path: Path) -> Iterator[XttsEngine]:
         pytest.skip("needs a CUDA GPU")
     if not folder:
         pytest.skip("needs real XTTS-v2 weights: set XTTS_CHECKPOINT_DIR")
-    options = XttsOptions(checkpoint_dir=folder, device="cuda", half=True)
+    options = XttsOptions(checkpoint_dir=folder, device="cuda", half=request.param)
     xtts = XttsEngine(options, _context(tmp_path))
     xtts.load()
     yield xtts

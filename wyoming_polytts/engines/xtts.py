@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..audio import to_int16
 from ..errors import EngineUnavailableError, InvalidRequestError, VoiceNotFoundError
 from ..language import LanguageDetector, locale_style, match_language
 from ..text import split_long
@@ -82,6 +81,8 @@ class XttsEngine(Engine):
         configured = options.checkpoint_dir
         self._configured_dir = context.path(configured) if configured else None
         self._download_dir = context.cache_dir / "xtts-v2"
+        self._converted_dir = context.cache_dir / "xtts-v2-converted"
+        """Where an original-format model.pth is converted to (never in the weights folder)."""
         self._loaded: LoadedModel | None = None
         self._conditioning: ConditioningCache | None = None
         self._detector: LanguageDetector | None = None
@@ -170,7 +171,7 @@ class XttsEngine(Engine):
         from .xtts_conditioning import ConditioningCache, compute_conditioning
         from .xtts_model import load_model
 
-        loaded = load_model(folder, options, self.context.threads)
+        loaded = load_model(folder, options, self.context.threads, self._converted_dir)
         self._conditioning = ConditioningCache(
             partial(compute_conditioning, loaded.model), loaded.key
         )
@@ -195,6 +196,7 @@ class XttsEngine(Engine):
         if loaded is None:
             raise EngineUnavailableError("the XTTS engine is not loaded")
         from .xtts_model import out_of_memory_as_error
+        from .xtts_stream import stream_piece
 
         model = loaded.model
         checkpoint = {key: getattr(model.config, key) for key in SAMPLING_KEYS}
@@ -207,7 +209,8 @@ class XttsEngine(Engine):
         limit = model.tokenizer.char_limits.get(language.split("-")[0], _CHAR_LIMIT)
         _LOGGER.debug("XTTS %s in %s: %r", request.voice, language, request.text[:80])
         for piece in split_long(request.text, limit):
-            stream = model.inference_stream(
+            start = partial(
+                model.inference_stream,
                 piece,
                 language,
                 conditioning.gpt_cond_latent,
@@ -217,14 +220,7 @@ class XttsEngine(Engine):
                 enable_text_splitting=False,
                 **settings,
             )
-            while True:
-                # Autocast per step: a context held across ``yield`` would leak
-                # into the pool's worker thread between pieces.
-                with out_of_memory_as_error(), loaded.precision():
-                    chunk = next(stream, None)
-                if chunk is None:
-                    break
-                yield to_int16(chunk.float().cpu().numpy())
+            yield from stream_piece(loaded, start)
 
     def _voice(self, voice_id: str) -> tuple[Conditioning, str | None]:
         """The voice's conditioning latents and its default language (if it has one)."""

@@ -61,7 +61,8 @@ def compute_conditioning(model: Xtts, audio_path: Path) -> Conditioning:
     except (OSError, RuntimeError) as err:  # soundfile raises LibsndfileError (a RuntimeError)
         raise SynthesisError(f"cannot read reference audio {audio_path.name}: {err}") from err
     config = model.config
-    mono = samples.mean(axis=1)[: rate * int(config.max_ref_len)]
+    # A float WAV may hold samples beyond full scale; XTTS expects [-1, 1].
+    mono = np.clip(samples.mean(axis=1)[: rate * int(config.max_ref_len)], -1.0, 1.0)
     if not mono.size or not np.any(mono):
         raise SynthesisError(f"reference audio {audio_path.name} is empty or silent")
     audio = torch.from_numpy(np.ascontiguousarray(mono))[None].to(model.device)

@@ -18,12 +18,13 @@ from TTS.tts.configs.xtts_config import XttsConfig
 from TTS.tts.models.xtts import Xtts
 
 from ..errors import EngineUnavailableError, SynthesisError
+from .xtts_checkpoint import loadable_checkpoint
 from .xtts_options import XttsOptions
 
 _LOGGER = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoadedModel:
     """A model in memory and how it runs."""
 
@@ -32,7 +33,8 @@ class LoadedModel:
     """``cuda`` or ``cpu``."""
 
     half: bool
-    """Inference runs in float16 autocast."""
+    """Inference runs in float16 autocast (set to False for good when float16 sampling
+    fails where float32 does not; see :mod:`.xtts_stream`)."""
 
     key: str
     """Identifies the weights (size and mtime of model.pth), for caches derived from them."""
@@ -44,20 +46,26 @@ class LoadedModel:
         return contextlib.nullcontext()
 
 
-def load_model(folder: Path, options: XttsOptions, threads: int) -> LoadedModel:
-    """Load the checkpoint in ``folder`` with coqui-tts's own loader (blocking)."""
+def load_model(folder: Path, options: XttsOptions, threads: int, cache: Path) -> LoadedModel:
+    """Load the checkpoint in ``folder`` with coqui-tts's own loader (blocking).
+
+    ``folder`` is only read: an original-format model.pth is converted into ``cache``.
+    """
     device = _device(options.device, torch.cuda.is_available())
     half = options.half and device == "cuda"
     if options.half and not half:
         _LOGGER.warning("engines.xtts.half applies only on CUDA; running in float32")
+    if half:
+        _LOGGER.warning(
+            "engines.xtts.half is experimental: XTTS can sample NaN/inf under float16 "
+            "(coqui-ai/TTS#4375); a request that fails so is retried in float32, which "
+            "then stays on"
+        )
     deepspeed = _use_deepspeed(options.deepspeed, device)
     if device == "cpu":
         torch.set_num_threads(threads)
-    config = XttsConfig()
-    config.load_json(str(folder / "config.json"))
-    model = Xtts(config)
-    model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True, use_deepspeed=deepspeed)
-    _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
+    checkpoint = loadable_checkpoint(folder / "model.pth", cache)
+    model, deepspeed = build_model(folder, checkpoint, deepspeed)
     model.to(device)
     stat = (folder / "model.pth").stat()
     _LOGGER.info(
@@ -68,6 +76,40 @@ def load_model(folder: Path, options: XttsOptions, threads: int) -> LoadedModel:
         " with DeepSpeed" if deepspeed else "",
     )
     return LoadedModel(model, device, half, f"{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def build_model(folder: Path, checkpoint: Path, deepspeed: bool) -> tuple[Xtts, bool]:
+    """The model from ``folder``'s config, vocab and speakers and the weights in
+    ``checkpoint``, and whether DeepSpeed runs it: when DeepSpeed fails (its kernels
+    are built on first use, which needs a CUDA toolkit), it is loaded again without."""
+    config = XttsConfig()
+    config.load_json(str(folder / "config.json"))
+    try:
+        model = _xtts(config, folder, checkpoint, deepspeed)
+    except Exception as err:  # a kernel build or import failure inside DeepSpeed
+        if not deepspeed:
+            raise
+        _LOGGER.warning(
+            "XTTS: DeepSpeed failed (%s: %s); loading without it (engines.xtts.deepspeed: false "
+            "skips this attempt)",
+            type(err).__name__,
+            err,
+        )
+        return _xtts(config, folder, checkpoint, False), False
+    return model, deepspeed
+
+
+def _xtts(config: XttsConfig, folder: Path, checkpoint: Path, deepspeed: bool) -> Xtts:
+    model = Xtts(config)
+    model.load_checkpoint(
+        config,
+        checkpoint_dir=str(folder),
+        checkpoint_path=str(checkpoint),
+        eval=True,
+        use_deepspeed=deepspeed,
+    )
+    _fold_weight_norm(model.hifigan_decoder.waveform_decoder)
+    return model
 
 
 @contextlib.contextmanager
@@ -99,15 +141,18 @@ def _device(option: str, cuda_available: bool) -> str:
     return option
 
 
-def _use_deepspeed(option: bool | None, device: str) -> bool:
-    installed = importlib.util.find_spec("deepspeed") is not None
-    if option and not installed:
-        raise EngineUnavailableError(
-            "engines.xtts.deepspeed is true, but deepspeed is not installed (pip install deepspeed)"
+def _use_deepspeed(option: bool, device: str) -> bool:
+    if not option:
+        return False
+    if importlib.util.find_spec("deepspeed") is None:
+        _LOGGER.warning(
+            "engines.xtts.deepspeed is true, but deepspeed is not installed; not using it"
         )
-    if option and device != "cuda":
+        return False
+    if device != "cuda":
         _LOGGER.warning("engines.xtts.deepspeed applies only on CUDA; not using it")
-    return bool(installed if option is None else option) and device == "cuda"
+        return False
+    return True
 
 
 def _fold_weight_norm(module: torch.nn.Module) -> None:

@@ -25,10 +25,11 @@ class XttsOptions(EngineOptions):
 
     device: Literal["auto", "cuda", "cpu"] = "auto"
     half: bool = False
-    """Run inference in float16 autocast on CUDA."""
+    """Experimental: inference in float16 autocast on CUDA (falls back to float32 when
+    float16 sampling produces NaN/inf)."""
 
-    deepspeed: bool | None = None
-    """DeepSpeed inference kernels on CUDA; None uses them when deepspeed is installed."""
+    deepspeed: bool = False
+    """DeepSpeed inference kernels on CUDA; the model loads without them if they fail."""
 
     language: str = "en"
     """Language used when none is requested, the voice has none and detection is unsure."""

@@ -92,11 +92,14 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def read_speaker_names(path: Path) -> list[str]:
-    """Names of the studio speakers in a speakers_xtts.pth (imports torch)."""
+    """Names of the studio speakers in a speakers_xtts.pth (imports torch).
+
+    Read whole (a few MB): a file in torch's old, non-zip format cannot be memory-mapped.
+    """
     import torch
 
     try:
-        speakers = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        speakers = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file means no studio speakers, not a crash
         _LOGGER.warning("Cannot read XTTS studio speakers from %s: %s", path, err)
         return []

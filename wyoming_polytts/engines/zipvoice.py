@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio import to_int16
+from ..audio import shorten_silences, to_int16
 from ..errors import (
     EngineUnavailableError,
     InvalidRequestError,
@@ -47,6 +47,9 @@ SAMPLE_RATE = 24000
 
 LANGUAGES = ("en_US", "zh_CN")
 """What ZipVoice's Emilia model speaks: English through espeak-ng, Mandarin through pinyin."""
+
+_EDGE_SECONDS = 0.1
+"""Silence kept before and after each sentence's speech."""
 
 _CHAR_LIMIT = 250
 """Longest sentence one call takes: one generation covers the prompt plus the sentence."""
@@ -121,14 +124,14 @@ class ZipVoiceEngine(Engine):
             from .zipvoice_torch import TorchRuntime, require_official_package
 
             require_official_package()
-            files = locate(options, self.context, TORCH_ROLES)
+            files = locate(options, self.context, TORCH_ROLES, self.report_progress)
             tokenizer = Tokenizer(files["tokens"])
             vocoder = self.context.path(options.vocoder) if options.vocoder else None
             runtime = TorchRuntime(files, tokenizer.table, options, threads, vocoder)
         else:
             from .zipvoice_runtime import SherpaRuntime
 
-            files = locate(options, self.context, onnx_roles(options.int8))
+            files = locate(options, self.context, onnx_roles(options.int8), self.report_progress)
             tokenizer = Tokenizer(files["tokens"])
             runtime = SherpaRuntime(files, self.concurrency, threads, options.provider)
         if runtime.sample_rate != SAMPLE_RATE:
@@ -158,7 +161,9 @@ class ZipVoiceEngine(Engine):
         if not any(token.isalnum() for token in tokens):
             raise InvalidTextError(f"ZipVoice finds nothing to pronounce in {request.text[:80]!r}")
         _LOGGER.debug("ZipVoice %s (%s steps): %r", voice.id, settings.num_steps, request.text[:80])
-        yield to_int16(loaded.runtime.generate(prompt, tokens, settings))
+        audio = loaded.runtime.generate(prompt, tokens, settings)
+        # As ZipVoice's own inference does: no long silence before or after the speech.
+        yield to_int16(shorten_silences(audio, SAMPLE_RATE, _EDGE_SECONDS, None))
 
     def _voice(self, voice_id: str) -> ReferenceVoice:
         voice = next((v for v in self._library() if v.id == voice_id), None)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError, InvalidRequestError
 from .base import EngineOptions
+from .zipvoice_vocoder import VOCODER_SHA256, VOCODER_URL
 
 Model = Literal["zipvoice", "zipvoice_distill"]
 
@@ -63,9 +64,11 @@ class ZipVoiceOptions(EngineOptions):
     """Hugging Face repository of the official ZipVoice weights and ONNX exports."""
 
     revision: str | None = None
-    vocoder_repo: str = "k2-fsa/sherpa-onnx-models"
-    vocoder_file: str = "vocoder-models/vocos_24khz.onnx"
-    """Where allow_download fetches sherpa-onnx's Vocos vocoder from."""
+    vocoder_url: str = VOCODER_URL
+    """Where allow_download fetches sherpa-onnx's Vocos vocoder (a GitHub release asset)."""
+
+    vocoder_sha256: str | None = VOCODER_SHA256
+    """The vocoder download must have this sha256; None accepts it unverified."""
 
     provider: Literal["cpu", "cuda"] = "cpu"
     threads: int | None = None

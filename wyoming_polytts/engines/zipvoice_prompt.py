@@ -1,7 +1,8 @@
 """Library voices as ZipVoice prompts: read, trimmed and tokenized once per voice.
 
-A prompt is the reference recording (mono float at the model's rate, with a
-short silence after it, as ZipVoice's own inference adds) plus the tokens of
+A prompt is the reference recording (mono float at the model's rate, its
+silence at the ends cut to 0.1 s and pauses inside to 1 s, with a short silence
+after it, as ZipVoice's own inference does) plus the tokens of
 its transcript. Both are kept in memory and redone only when the recording or
 the transcript changes. sherpa-onnx computes the prompt's mel features itself
 on every call and has no way to take them precomputed, so they cannot be cached
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import shorten_silences
 from ..errors import SynthesisError
 from .base import ReferenceVoice
 
@@ -32,6 +34,11 @@ _LOGGER = logging.getLogger(__name__)
 
 _TAIL_SECONDS = 0.2
 """Silence after the prompt, so the prompt's last sound does not leak into the speech."""
+
+_EDGE_SECONDS = 0.1
+_PAUSE_SECONDS = 1.0
+"""Silence kept at the prompt's ends and at most inside it (as ZipVoice's inference trims
+prompts: a silence in the prompt becomes silence in the speech)."""
 
 _SEARCH_SECONDS = 0.5
 """How far from the estimated sentence end the cut may move to find a pause."""
@@ -84,6 +91,7 @@ class PromptCache:
 
     def _prepare(self, voice: ReferenceVoice, key: str, transcript: str) -> Prompt:
         samples = _read(voice.audio_path, self._rate)
+        samples = shorten_silences(samples, self._rate, _EDGE_SECONDS, _PAUSE_SECONDS)
         seconds = len(samples) / self._rate
         if seconds > self._max_seconds:
             samples, transcript = trim(samples, self._rate, transcript, self._max_seconds)

@@ -59,6 +59,13 @@ class SherpaRuntime:
     def __init__(self, files: dict[str, Path], instances: int, threads: int, provider: str) -> None:
         import sherpa_onnx
 
+        generation_config = getattr(sherpa_onnx, "GenerationConfig", None)
+        if generation_config is None or not hasattr(generation_config(), "tokens"):
+            raise EngineUnavailableError(
+                f"sherpa-onnx {getattr(sherpa_onnx, '__version__', '(unknown version)')} cannot "
+                "take ZipVoice tokens (GenerationConfig.tokens); install sherpa-onnx>=2.0.1 "
+                "(for CUDA, its CUDA build of that version or later)"
+            )
         if provider == "cuda" and not cuda_available():
             raise EngineUnavailableError(
                 "engines.zipvoice.provider is cuda, but this sherpa-onnx build has no CUDA "

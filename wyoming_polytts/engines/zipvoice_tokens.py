@@ -7,7 +7,8 @@ for Chinese, pinyin split into its initial (marked with a ``0``) and its final
 with the tone (``zh0 ong1``). sherpa-onnx 2 no longer phonemizes with espeak-ng
 itself, so the tokens are made here (espeak-ng from the ``espeakng-loader``
 package through ``phonemizer-fork``, pinyin from ``pypinyin``) and handed to it
-as strings. Tokens the model's ``tokens.txt`` does not know are left out.
+as strings. Numbers inside Chinese are first written in Chinese with cn2an.
+Tokens the model's ``tokens.txt`` does not know are left out.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ _PHONEMIZER_LOGGER = logging.getLogger(f"{__name__}.phonemizer")
 _PHONEMIZER_LOGGER.setLevel(logging.ERROR)  # its word-count warnings do not matter here
 
 _HAN = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+)")
+_HAN_WITH_NUMBERS = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff0-9.%:/\-]*"
+    r"(?:[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff][0-9]|[0-9][\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])"
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff0-9.%:/\-]*"
+)
+"""Chinese text with Arabic numbers in it (or touching it): read in Chinese, as ZipVoice's
+own normalizer does with cn2an."""
 _SPEAKABLE = re.compile(r"\w")
 _PUNCTUATION = str.maketrans(
     {"，": ",", "。": ".", "！": "!", "？": "?", "；": ";", "：": ":", "、": ","}
@@ -65,6 +73,7 @@ class Tokenizer:
 
     def __call__(self, text: str) -> list[str]:
         """The known tokens of ``text``, ending with punctuation as ZipVoice was trained."""
+        text = _HAN_WITH_NUMBERS.sub(_numbers_in_chinese, text)
         text = " ".join(text.translate(_PUNCTUATION).split())
         if text and text[-1] not in _SENTENCE_END:
             text += "."
@@ -89,6 +98,13 @@ class Tokenizer:
         lead = " " if text[:1].isspace() else ""
         trail = " " if text[-1:].isspace() else ""
         return f"{lead}{phonemized[0] if phonemized else ''}{trail}"
+
+
+def _numbers_in_chinese(match: re.Match[str]) -> str:
+    """``2024年5月`` as 二零二四年五月, ``12.5%`` as 百分之十二点五 (cn2an's rules)."""
+    import cn2an
+
+    return str(cn2an.transform(match.group(), "an2cn"))
 
 
 def _pinyin(text: str) -> list[str]:

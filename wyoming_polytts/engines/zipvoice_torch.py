@@ -1,13 +1,16 @@
-"""``runtime: torch``: ZipVoice on its official PyTorch package, for a GPU machine.
+"""``runtime: torch``: ZipVoice on its official PyTorch code, for a GPU machine.
 
 The official code is not on PyPI (the PyPI name ``zipvoice`` is an empty
-placeholder); the GPU image installs it from github.com/k2-fsa/ZipVoice. This
-adapter stays thin: it builds the package's own model class from ``model.json``,
-loads ``model.pt`` with the package's loader, computes a prompt's features once
-with the package's ``VocosFbank`` and calls the model's ``sample``; the vocoder is
-Vocos (``charactr/vocos-mel-24khz``). Tokens come from the same tokenizer as the
-sherpa-onnx runtime. Only the check that the package is importable runs in CI;
-everything else needs the package, its weights and (for speed) a GPU.
+placeholder) and cannot be pip-installed from its repository either (it has no
+build metadata): a checkout of github.com/k2-fsa/ZipVoice goes on ``PYTHONPATH``,
+its requirements installed beside this server (README "ZipVoice"; the GPU image
+does not do it). This adapter stays thin: it builds the package's own model
+class from ``model.json``, loads ``model.pt`` with the package's loader,
+computes a prompt's features once with the package's ``VocosFbank`` and calls
+the model's ``sample``; the vocoder is Vocos (``charactr/vocos-mel-24khz``).
+Tokens come from the same tokenizer as the sherpa-onnx runtime. Only the check
+that the package is importable runs in CI; everything else needs the package,
+its weights and (for speed) a GPU.
 """
 
 from __future__ import annotations
@@ -38,9 +41,11 @@ def require_official_package() -> None:
         found = False
     if not found or importlib.util.find_spec("vocos") is None:
         raise EngineUnavailableError(
-            "engines.zipvoice.runtime is torch, but the official ZipVoice package (and vocos) "
-            "is not importable: install it from https://github.com/k2-fsa/ZipVoice (the PyPI "
-            "package named zipvoice is an empty placeholder), or use runtime: sherpa-onnx"
+            "engines.zipvoice.runtime is torch, but the official ZipVoice code (and vocos) "
+            "is not importable: clone https://github.com/k2-fsa/ZipVoice, install its "
+            "requirements.txt and put the checkout on PYTHONPATH (it cannot be pip-installed, "
+            "and the PyPI package named zipvoice is an empty placeholder), or use runtime: "
+            "sherpa-onnx"
         )
 
 

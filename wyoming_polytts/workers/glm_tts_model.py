@@ -4,8 +4,9 @@
 reference recording and its transcript, and audio pieces for a text.
 :func:`load_glm_tts` builds the real one from a GLM-TTS checkout and checkpoint,
 following the call order of GLM-TTS's ``glmtts_inference.py`` and
-``tools/gradio_app.py`` (text normalization, speech tokens, speaker embedding,
-LLM tokens, flow matching and vocoder). It imports torch and GLM-TTS only when
+``tools/gradio_app.py`` at the pinned commit (see :mod:`.glm_tts_upstream`): text
+normalization, speech tokens, speaker embedding, LLM tokens, flow matching and
+vocoder. It imports torch and GLM-TTS only when
 called, so the worker's Wyoming side runs without them; tests drive that side
 through a small model of their own. Verified only on a machine with a CUDA GPU:
 GLM-TTS's speech tokenizer calls ``.cuda()`` unconditionally.
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from .glm_tts_upstream import build_token2wav, speaker_embedding_problem
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ def load_glm_tts(settings: ModelSettings) -> GlmTts:
         str(frontend_dir / "spk2info.pt"),
         device,
     )
+    problem = speaker_embedding_problem(frontend, torch)
+    if problem:
+        raise ModelLoadError(problem)
     llm = GLMTTS(llama_cfg_path=str(checkpoint / "llm" / "config.json"), mode="PRETRAIN")
     llama: Any = LlamaForCausalLM.from_pretrained(str(checkpoint / "llm"), dtype=torch.float32)
     llm.llama = llama.to(device)
@@ -136,11 +142,7 @@ def load_glm_tts(settings: ModelSettings) -> GlmTts:
     flow = yaml_util.load_flow_model(
         str(checkpoint / "flow" / "flow.pt"), str(checkpoint / "flow" / "config.yaml"), device
     )
-    # Its vocoder path defaults to ckpt/... inside the checkout (our working folder).
-    vocoder = (
-        {} if checkpoint == checkout / "ckpt" else {"ckpt_path": str(checkpoint / _VOCODERS[rate])}
-    )
-    token2wav = tts_model_util.Token2Wav(flow, sample_rate=rate, device=device, **vocoder)
+    token2wav = build_token2wav(tts_model_util.Token2Wav, flow, rate, device, checkout, checkpoint)
     return GlmTts(settings, frontend, TextFrontEnd(settings.use_phoneme), llm, token2wav)
 
 
