@@ -76,7 +76,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     )
     wyoming = WyomingServer(catalog, pool, HandlerSettings.from_config(config), clients)
     try:
-        await wyoming.start(settings.wyoming.uri)
+        await wyoming.start(settings.wyoming.uri, on_stdio_end=stop.set)
     except ConfigError:
         if http is not None:
             await http.close()

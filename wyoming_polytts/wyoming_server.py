@@ -1,5 +1,6 @@
 """The Wyoming front door's server: listens on ``tcp://`` or ``unix://`` and runs one
-:class:`~.handler.TtsEventHandler` per accepted connection.
+:class:`~.handler.TtsEventHandler` per accepted connection, or serves the one client
+on stdin and stdout (``stdio://``, as a child process of another program).
 
 The accept loop is our own (:mod:`.listener`), so connections are counted against the
 client limits and a shutdown can stop listening, cut off requests and close every
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,6 +43,7 @@ class WyomingServer:
         self._settings = settings
         self._clients = clients
         self._listener: Listener | None = None
+        self._stdio: asyncio.Task[None] | None = None
         self._handlers: dict[TtsEventHandler, asyncio.Task[None] | None] = {}
 
     @property
@@ -46,8 +51,17 @@ class WyomingServer:
         """The TCP port listened on, once started."""
         return self._listener.port if self._listener is not None else None
 
-    async def start(self, uri: str) -> None:
-        """Listen on ``uri``; a :class:`ConfigError` says why it cannot."""
+    async def start(self, uri: str, on_stdio_end: Callable[[], None] | None = None) -> None:
+        """Listen on ``uri``; a :class:`ConfigError` says why it cannot.
+
+        With ``stdio://`` the one client is whoever holds our stdin and stdout (a parent
+        process); when it closes our stdin, ``on_stdio_end`` is called.
+        """
+        if urlparse(uri).scheme == "stdio":
+            place = self._clients.connections.take("local")
+            conn = asyncio.create_task(self._serve_stdio(place, on_stdio_end))
+            self._stdio = conn
+            return
         self._listener = Listener(
             "Wyoming", _bind(uri), self._clients.connections, self._serve, refusal
         )
@@ -68,24 +82,47 @@ class WyomingServer:
             await asyncio.wait(tasks, timeout=_CLOSE_WAIT)
 
     async def _serve(self, conn: socket.socket, place: Place) -> None:
-        handler: TtsEventHandler | None = None
         try:
             reader, writer = await asyncio.open_connection(sock=conn)
-            handler = TtsEventHandler(
-                self._catalog,
-                self._pool,
-                self._settings,
-                self._clients,
-                reader,
-                writer,
-                place.client,
-            )
-            self._handlers[handler] = asyncio.current_task()
+            await self._run_handler(reader, writer, place)
+        finally:
+            place.release()
+
+    async def _serve_stdio(self, place: Place, on_end: Callable[[], None] | None) -> None:
+        try:
+            reader, writer = await stdio_streams()
+            await self._run_handler(reader, writer, place)
+        finally:
+            place.release()
+            if on_end is not None:
+                on_end()
+
+    async def _run_handler(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, place: Place
+    ) -> None:
+        handler = TtsEventHandler(
+            self._catalog, self._pool, self._settings, self._clients, reader, writer, place.client
+        )
+        self._handlers[handler] = asyncio.current_task()
+        try:
             await handler.run()
         finally:
-            if handler is not None:
-                del self._handlers[handler]
-            place.release()
+            del self._handlers[handler]
+
+
+async def stdio_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Our stdin and stdout as streams. Whatever else writes to stdout afterwards (a
+    library's print) goes to stderr instead, so it cannot break the protocol."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    transport, protocol = await loop.connect_write_pipe(
+        lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), protocol_out
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def refusal(err: PolyttsError) -> bytes:
