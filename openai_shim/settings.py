@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wyoming_polytts.config import Config, VoiceLibrarySettings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,26 @@ class ShimSettings:
     """Sentences synthesized ahead of the one being sent."""
 
     voice_library: VoiceLibrarySettings
+    host: str
+    """Address the API listens on."""
+
+    body_timeout: float
+    """Seconds a request body may take to arrive."""
+
+    allowed_hosts: tuple[str, ...]
+    """Host names accepted besides IP addresses, localhost and this machine's names."""
+
+    trusted_proxies: frozenset[IPAddress]
+    """Peers whose ``X-Ingress-Path`` requests were authenticated by the proxy."""
+
+    lock_voice_management: bool
+    """No API key and voice management not opened: changing voices is refused (403)."""
 
     @classmethod
     def from_config(cls, config: Config) -> ShimSettings:
         settings = config.settings
         openai = settings.openai
+        opened = openai.open_voice_management
         return cls(
             api_keys=tuple(openai.api_keys),
             max_input_chars=openai.max_input_chars,
@@ -42,4 +60,20 @@ class ShimSettings:
             max_sentence_chars=settings.text.max_sentence_chars,
             lookahead=settings.pool.lookahead,
             voice_library=settings.voice_library,
+            host=openai.host,
+            body_timeout=openai.body_timeout,
+            allowed_hosts=tuple(openai.allowed_hosts),
+            trusted_proxies=frozenset(ipaddress.ip_address(a) for a in openai.trusted_proxies),
+            lock_voice_management=not openai.api_keys
+            and not (is_loopback(openai.host) if opened is None else opened),
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the API on this machine (``0.0.0.0`` and names do not)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
