@@ -39,6 +39,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
+        if err.close:
+            return await _answer_and_close(request, err.response())
         return err.response()
     except PolyttsError as err:
         _LOGGER.info("Request failed (%s): %s", err.code, err)
@@ -59,6 +61,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return ApiError(
             500, f"internal error ({type(err).__name__}); see the server log"
         ).response()
+
+
+async def _answer_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` and close the connection at once: aiohttp would otherwise keep
+    reading the rest of an unfinished body for up to 10 s before closing."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def auth_middleware(api_keys: tuple[str, ...], exempt: Exempt) -> Middleware:

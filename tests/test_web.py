@@ -41,7 +41,10 @@ STORY = " ".join(
 def web_server(
     tiny_xtts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    config = {"engines": {"piper": {}, "xtts": engine_config(tiny_xtts)}}
+    config = {
+        "engines": {"piper": {}, "xtts": engine_config(tiny_xtts)},
+        "openai": {"trusted_proxies": ["127.0.0.1"]},  # the ingress proxy of the test below
+    }
     process = ServerProcess(Path(tmp_path_factory.mktemp("web")), config).start()
     yield process
     assert process.stop() == 0, process.log()
