@@ -137,9 +137,11 @@ class VoiceLibrary:
 
     def get(self, name: str) -> LibraryVoice:
         folder = self.root / check_name(name)
-        if not folder.is_dir():
+        voice = self._read(folder) if folder.is_dir() else None
+        # A voice read broken because it was deleted meanwhile is simply not there.
+        if voice is None or (voice.error is not None and not folder.is_dir()):
             raise VoiceNotFoundError(f"no voice '{name}' in the voice library")
-        return self._read(folder)
+        return voice
 
     def for_engine(self, engine: str) -> list[ReferenceVoice]:
         return [
