@@ -17,9 +17,10 @@ import aiohttp
 import pytest
 from wyoming.client import AsyncTcpClient
 from wyoming.event import async_read_event
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from .figures import record
-from .helpers import TIMEOUT, ServerProcess, synthesize
+from .helpers import TIMEOUT, ServerProcess, Speech, read_until, synthesize
 from .test_voice_api import _form
 
 _BODY_TIMEOUT = 1.0
@@ -27,6 +28,7 @@ _BODY_TIMEOUT = 1.0
 
 _SPEECH = {"input": "The kettle is on.", "response_format": "pcm"}
 _HUGE_NAME = "x" * 900_000
+_JOE = "en_US-joe-medium"
 _LEFTOVERS = (".tmp-0123", ".trash-4567", ".claim-joe")
 _PARTIAL = ".voice.yaml.0123456789abcdef0123456789abcdef"
 
@@ -140,6 +142,13 @@ async def test_integers_past_the_digit_limit_over_wyoming(server: ServerProcess)
     assert event is not None and event.type == "error" and "4300 digits" in event.data["text"]
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
+    # As a speaker id: a clear error, not an engine failure.
+    async with AsyncTcpClient("127.0.0.1", server.port) as client:
+        await client.write_event(
+            Synthesize(text="Hi.", voice=SynthesizeVoice(_JOE, speaker="1" * 5000)).event()
+        )
+        speech = await read_until(client, Speech(), "audio-stop", "error")
+    assert [e.code for e in speech.errors] == ["invalid-request"], speech.errors
 
 
 async def test_a_huge_voice_name_is_clipped_in_answers_and_in_the_log(

@@ -62,7 +62,7 @@ async def _check_url(url: str) -> None:
         parsed = urlparse(url)
         host, port = parsed.hostname, parsed.port  # .port raises for "x:y" or 99999
     except ValueError as err:  # also "http://[::1/"
-        raise InvalidRequestError(f"{clip(url)} is not a valid URL: {err}") from err
+        raise InvalidRequestError(f"{clip(url)} is not a valid URL: {clip(err)}") from err
     if parsed.scheme not in ("http", "https") or not host:
         raise InvalidRequestError("only http:// and https:// URLs with a host are accepted")
     await _public_addresses(host, port or 0)

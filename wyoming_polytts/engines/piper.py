@@ -333,7 +333,8 @@ def _speaker_id(speaker_map: Mapping[str, int], speaker: str | None) -> int | No
         return None
     if speaker in speaker_map:
         return speaker_map[speaker]
-    if speaker.isascii() and speaker.isdigit() and int(speaker) in speaker_map.values():
+    numeric = speaker.isascii() and speaker.isdigit() and len(speaker) <= 9  # not 5000 digits
+    if numeric and int(speaker) in speaker_map.values():
         return int(speaker)
     raise InvalidRequestError(f"unknown speaker '{clip(speaker)}' for this voice")
 
