@@ -16,7 +16,15 @@ from wyoming_polytts.listener import Listener, bind_tcp
 from wyoming_polytts.pool import EnginePool
 from wyoming_polytts.voice_library import VoiceLibrary
 
-from .middleware import Cors, Middleware, auth_middleware, error_middleware
+from .access_log import AccessLog
+from .browser_safety import BrowserGuard
+from .middleware import (
+    Cors,
+    Middleware,
+    auth_middleware,
+    error_middleware,
+    voice_management_lock,
+)
 from .routes import ROUTES
 from .server import HttpServer, refusal, serving
 from .settings import ShimSettings
@@ -38,13 +46,26 @@ def create_app(
 ) -> web.Application:
     """The OpenAI-compatible API on ``pool``, ``catalog`` and the voice ``library``;
     speech requests are counted in ``in_flight`` (shared with Wyoming) for shutdowns."""
-    middlewares: list[Middleware] = [error_middleware]
+    guard = BrowserGuard(settings)
+    middlewares: list[Middleware] = [error_middleware, guard.check_host]
     cors = Cors(settings.cors_origins) if settings.cors_origins else None
     if cors is not None:
         middlewares.append(cors.preflight)
+    middlewares.append(guard.check_origin)
     if settings.api_keys:
-        middlewares.append(auth_middleware(settings.api_keys))
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+        middlewares.append(auth_middleware(settings.api_keys, guard.via_ingress))
+    elif settings.lock_voice_management:
+        middlewares.append(voice_management_lock(settings.host, guard.via_ingress))
+        _LOGGER.warning(
+            "Changing voices over HTTP is refused: the API listens on %s without API keys "
+            "(set openai.api_keys, or openai.open_voice_management: true)",
+            settings.host,
+        )
+    app = web.Application(
+        middlewares=middlewares,
+        client_max_size=settings.max_body_bytes,
+        handler_args={"access_log_class": AccessLog},
+    )
     app[POOL] = pool
     app[CATALOG] = catalog
     app[LIBRARY] = library

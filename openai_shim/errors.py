@@ -16,13 +16,21 @@ class ApiError(Exception):
     """An error answered with an HTTP status and OpenAI's error object."""
 
     def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.code = code
+        self.close = close
+        """Close the connection after the answer (its request was not read to the end)."""
 
     @classmethod
     def from_polytts(cls, err: PolyttsError) -> ApiError:
@@ -49,4 +57,7 @@ class ApiError(Exception):
         }
 
     def response(self) -> web.Response:
-        return web.json_response(self.body(), status=self.status)
+        response = web.json_response(self.body(), status=self.status)
+        if self.close:
+            response.force_close()
+        return response

@@ -18,13 +18,14 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from wyoming_polytts.bounded_read import read_bounded
 from wyoming_polytts.catalog import CatalogVoice
 from wyoming_polytts.errors import InvalidRequestError, PayloadTooLargeError
 from wyoming_polytts.json_limits import decode_json
 from wyoming_polytts.url_fetch import fetch_audio
-from wyoming_polytts.voice_library import LibraryVoice, VoiceMeta
+from wyoming_polytts.voice_library import LibraryVoice
+from wyoming_polytts.voice_meta import check_name, parse_meta
 
+from .body import FORM, JSON, body_deadline, read_body, read_json, require_type
 from .state import CATALOG, LIBRARY, POOL, SETTINGS
 
 _TEXT_FIELDS = ("name", "display_name", "transcript", "default_language", "description", "type")
@@ -37,30 +38,36 @@ _FIELD_BYTES = 64 * 1024
 async def create_voice(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS].voice_library
     limit = settings.max_upload_bytes
-    if request.content_type.startswith("multipart/"):
-        fields, audio = await _read_form(request, limit)
+    if require_type(request, FORM, JSON) == FORM:
+        async with body_deadline(request):
+            fields, audio = await _read_form(request, limit)
     else:
-        fields, audio = _from_json(await _read_body(request, limit * 4 // 3 + _FIELD_BYTES))
+        fields, audio = _from_json(await read_body(request, limit * 4 // 3 + _FIELD_BYTES))
     if fields.get("type", "audio_sample") != "audio_sample":
         raise InvalidRequestError("only voices from an audio sample can be created here")
     name = fields.pop("name", None)
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("'name' is required: the new voice's name")
+    check_name(name)
+    meta = parse_meta(
+        {
+            "name": fields.get("display_name"),
+            "languages": _as_list(fields.get("languages"), "languages"),
+            "default_language": fields.get("default_language"),
+            "transcript": fields.get("transcript"),
+            "description": fields.get("description"),
+            "engines": _as_list(fields.get("engines"), "engines"),
+        }
+    )
     url = fields.pop("audio_url", None)
     if audio is None and url is not None:
         if not settings.allow_url_voices:
             raise InvalidRequestError("'audio_url' is turned off (voice_library.allow_url_voices)")
-        audio = await fetch_audio(str(url), limit, settings.url_timeout)
+        if not isinstance(url, str):
+            raise InvalidRequestError("'audio_url' must be text: an http(s) URL")
+        audio = await fetch_audio(url, limit, settings.url_timeout)
     if audio is None:
         raise InvalidRequestError("give the reference recording as 'file' (form) or 'audio' (JSON)")
-    meta = VoiceMeta(
-        name=fields.get("display_name"),
-        languages=_as_list(fields.get("languages"), "languages"),
-        default_language=fields.get("default_language"),
-        transcript=fields.get("transcript"),
-        description=fields.get("description"),
-        engines=_as_list(fields.get("engines"), "engines"),
-    )
     voice = await asyncio.to_thread(request.app[LIBRARY].add, name, audio, meta)
     return web.json_response(_describe_one(request, voice), status=201)
 
@@ -71,7 +78,7 @@ async def get_voice(request: web.Request) -> web.Response:
 
 
 async def update_voice(request: web.Request) -> web.Response:
-    changes = decode_json(await _read_body(request, _FIELD_BYTES))
+    changes = await read_json(request, _FIELD_BYTES)
     if not isinstance(changes, dict):
         raise InvalidRequestError("the body must be a JSON object of fields to change")
     if "display_name" in changes:
@@ -149,11 +156,6 @@ def _unix_time(iso: str | None) -> int:
 def _cloning_engines(request: web.Request) -> set[str]:
     engines = request.app[POOL].engines
     return {name for name, engine in engines.items() if engine.capabilities.cloning}
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The body, refusing (413) anything over ``limit`` without reading it all."""
-    return await read_bounded(request.content, request.content_length, limit, "the request body")
 
 
 async def _read_form(request: web.Request, limit: int) -> tuple[dict[str, Any], bytes | None]:

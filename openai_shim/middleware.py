@@ -1,21 +1,33 @@
-"""Request middleware: errors as OpenAI JSON, optional API keys, optional CORS."""
+"""Request middleware: errors as OpenAI JSON, API keys, the voice management lock, CORS.
+
+The Host and Origin checks are in :mod:`.browser_safety`.
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
+from wyoming_polytts.echo import clip
 from wyoming_polytts.errors import PolyttsError
 
 from .errors import ApiError
 
 _LOGGER = logging.getLogger(__name__)
 
-_READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
+READ_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS})
+"""Methods that change nothing; every other one registers, changes or synthesizes."""
+
+VOICES_PATH = "/v1/audio/voices"
+"""The voice library's routes: this path and those below it."""
+
+Exempt = Callable[[web.Request], bool]
+"""Whether a request is exempt from a check (one a trusted proxy vouches for)."""
 
 _CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 """OpenAI-style codes for aiohttp's own HTTP errors."""
@@ -27,6 +39,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
+        if err.close:
+            return await _answer_and_close(request, err.response())
         return err.response()
     except PolyttsError as err:
         _LOGGER.info("Request failed (%s): %s", err.code, err)
@@ -38,14 +52,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return ApiError(err.status, message, code=_CODES.get(err.status)).response()
     except HttpProcessingError as err:  # a body aiohttp cannot parse (e.g. a form part's headers)
         status = err.code if 400 <= err.code < 500 else 400
-        return ApiError(status, f"malformed request body: {err.message}").response()
+        return ApiError(status, f"malformed request body: {clip(err.message)}").response()
     except Exception as err:  # a bug must still reach the client as an OpenAI error
-        _LOGGER.exception("Unexpected error on %s %s", request.method, request.path)
-        return ApiError(500, f"internal error: {type(err).__name__}: {err}").response()
+        _LOGGER.exception(
+            "Unexpected error on %s %s", request.method, clip(request.rel_url.raw_path)
+        )
+        # Only the type: the message may hold server paths (e.g. a FileNotFoundError's).
+        return ApiError(
+            500, f"internal error ({type(err).__name__}); see the server log"
+        ).response()
 
 
-def auth_middleware(api_keys: tuple[str, ...]) -> Middleware:
-    """Require ``Authorization: Bearer <key>`` on requests that synthesize or change voices.
+async def _answer_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` and close the connection at once: aiohttp would otherwise keep
+    reading the rest of an unfinished body for up to 10 s before closing."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
+
+
+def auth_middleware(api_keys: tuple[str, ...], exempt: Exempt) -> Middleware:
+    """Require ``Authorization: Bearer <key>`` on requests that synthesize or change voices,
+    unless ``exempt`` (a trusted proxy authenticated the user).
 
     Reading (listings, health) stays open: it reveals only voice and engine names,
     and some clients (Open WebUI) fetch voices without a key.
@@ -54,7 +83,11 @@ def auth_middleware(api_keys: tuple[str, ...]) -> Middleware:
 
     @web.middleware
     async def check_key(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method not in _READ_METHODS and not _authorized(request, keys):
+        if (
+            request.method not in READ_METHODS
+            and not _authorized(request, keys)
+            and not exempt(request)
+        ):
             raise ApiError(
                 401,
                 "missing or incorrect API key; send it as 'Authorization: Bearer <key>'",
@@ -63,6 +96,29 @@ def auth_middleware(api_keys: tuple[str, ...]) -> Middleware:
         return await handler(request)
 
     return check_key
+
+
+def voice_management_lock(host: str, exempt: Exempt) -> Middleware:
+    """Refuse (403) registering, changing and deleting voices: the API listens on ``host``,
+    beyond this machine, and no API key is set. Speech stays open."""
+
+    @web.middleware
+    async def lock(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (
+            request.method not in READ_METHODS
+            and request.path.startswith(VOICES_PATH)
+            and not exempt(request)
+        ):
+            raise ApiError(
+                403,
+                f"changing voices needs an API key when the API listens on {host}: set "
+                "openai.api_keys (the add-on's openai_api_key option) and send the key as "
+                "'Authorization: Bearer <key>', or set openai.open_voice_management: true",
+                code="voice_management_locked",
+            )
+        return await handler(request)
+
+    return lock
 
 
 def _authorized(request: web.Request, keys: list[bytes]) -> bool:

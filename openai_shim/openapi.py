@@ -36,10 +36,14 @@ from .voices import OPENAI_VOICES
 _REASONS = {
     400: "The request is invalid (the message names the field)",
     401: "Missing or incorrect API key",
+    403: "Refused: a Host that is not this server, a web page elsewhere (Origin), or "
+    "changing voices without an API key on a public address",
     404: "No such model, voice or path",
     405: "Method not allowed",
+    408: "The body did not arrive within openai.body_timeout",
     409: "A voice with that name exists",
     413: "The body or an uploaded file is over its limit",
+    415: "The body's Content-Type is not one this operation takes",
     500: "The engine failed",
     503: "The engine is busy, loading or unavailable; retry later",
     504: "The engine gave no audio within pool.job_timeout",
@@ -89,7 +93,7 @@ def _paths(
                             SSE_TYPE: {"schema": SSE_EVENT},
                         },
                     },
-                    **_errors(400, 401, 404, 413, 500, 503, 504),
+                    **_errors(400, 401, 403, 404, 408, 413, 415, 500, 503, 504),
                 },
             }
         },
@@ -109,7 +113,7 @@ def _paths(
                 },
                 "responses": {
                     "201": _json_answer({"$ref": "#/components/schemas/Voice"}),
-                    **_errors(400, 401, 409, 413, 507),
+                    **_errors(400, 401, 403, 408, 409, 413, 415, 507),
                 },
             },
         },
@@ -119,7 +123,7 @@ def _paths(
                 "summary": "One library voice",
                 "responses": {
                     "200": _json_answer({"$ref": "#/components/schemas/Voice"}),
-                    **_errors(400, 404),
+                    **_errors(400, 403, 404),
                 },
             },
             "patch": {
@@ -137,7 +141,7 @@ def _paths(
                 ),
                 "responses": {
                     "200": _json_answer({"$ref": "#/components/schemas/Voice"}),
-                    **_errors(400, 401, 404, 413, 507),
+                    **_errors(400, 401, 403, 404, 408, 413, 415, 507),
                 },
             },
             "delete": {
@@ -154,7 +158,7 @@ def _paths(
                             },
                         }
                     ),
-                    **_errors(400, 401, 404),
+                    **_errors(400, 401, 403, 404),
                 },
             },
         },
@@ -178,7 +182,7 @@ def _paths(
                             for t in ("text/javascript", "text/css", "image/svg+xml")
                         },
                     },
-                    **_errors(404),
+                    **_errors(403, 404),
                 },
             },
         },
@@ -190,7 +194,10 @@ def _get(summary: str, schema: dict[str, Any] | None, kind: str = "application/j
     return {
         "get": {
             "summary": summary,
-            "responses": {"200": {"description": summary, "content": {kind: body}}},
+            "responses": {
+                "200": {"description": summary, "content": {kind: body}},
+                **_errors(403),
+            },
         }
     }
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from wyoming_polytts.echo import clip
+
 from .encoder import FORMATS
 from .errors import ApiError
 
@@ -82,7 +84,7 @@ def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
     if response_format not in FORMATS:
         raise ApiError(
             400,
-            f"'response_format' must be one of {', '.join(FORMATS)}; got {response_format!r}",
+            f"'response_format' must be one of {', '.join(FORMATS)}; got {clip(response_format)!r}",
             param="response_format",
         )
     stream_format = _get(data, "stream_format", str) or "audio"

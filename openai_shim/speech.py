@@ -26,11 +26,11 @@ import numpy as np
 from aiohttp import hdrs, web
 
 from wyoming_polytts.errors import InvalidTextError, PolyttsError
-from wyoming_polytts.json_limits import decode_json
 from wyoming_polytts.synthesis import SpeechOptions, iterate, prepend, speak
 from wyoming_polytts.text import split_sentences
 
 from . import sse
+from .body import read_json
 from .encoder import FORMATS, AudioWriter
 from .errors import ApiError
 from .request import parse_speech_request
@@ -88,9 +88,8 @@ async def _speech(request: web.Request) -> web.StreamResponse:
 
 
 async def _read_json(request: web.Request) -> Any:
-    """The decoded body; 413 (from aiohttp) beyond the size limit, 400 when not JSON
-    or nested too deep."""
-    return decode_json(await request.read())
+    """The decoded body (see :func:`.body.read_json` for its limits)."""
+    return await read_json(request, request.app[SETTINGS].max_body_bytes)
 
 
 async def _encoded(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from wyoming_polytts.catalog import Catalog, CatalogVoice
+from wyoming_polytts.echo import clip
 from wyoming_polytts.errors import VoiceNotFoundError
 
 from .errors import ApiError
@@ -58,7 +59,7 @@ class VoiceResolver:
         if engine is not None and found.engine != engine:
             raise ApiError(
                 400,
-                f"voice '{found.name}' belongs to engine '{found.engine}', not to model "
+                f"voice '{clip(found.name)}' belongs to engine '{found.engine}', not to model "
                 f"'{model}'; pick a voice of '{model}' or use model '{OPENAI_MODELS[0]}'",
                 param="voice",
                 code="voice_model_mismatch",
@@ -72,7 +73,7 @@ class VoiceResolver:
             return model
         raise ApiError(
             404,
-            f"the model '{model}' does not exist; available: {', '.join(self.model_ids())}",
+            f"the model '{clip(model)}' does not exist; available: {', '.join(self.model_ids())}",
             param="model",
             code="model_not_found",
         )

@@ -23,6 +23,9 @@ WEB_DIR = Path(__file__).parent / "web"
 _BASE_MARK = '<base href="./">'
 """The ``<base>`` element of index.html, replaced by the ingress prefix when there is one."""
 
+INGRESS_HEADER = "X-Ingress-Path"
+"""Header naming the path prefix Home Assistant's ingress serves the page under."""
+
 _INGRESS_PATH = re.compile(r"^/[A-Za-z0-9/_.~-]*$")
 """A plausible ``X-Ingress-Path`` (``/api/hassio_ingress/<token>``); anything else is ignored."""
 
@@ -60,7 +63,7 @@ def base_href(ingress_path: str | None) -> str:
 
 
 async def index(request: web.Request) -> web.Response:
-    base = html.escape(base_href(request.headers.get("X-Ingress-Path")), quote=True)
+    base = html.escape(base_href(request.headers.get(INGRESS_HEADER)), quote=True)
     page = _template().replace(_BASE_MARK, f'<base href="{base}">')
     return web.Response(
         text=page,

@@ -7,6 +7,7 @@ the CLI); and the server starts from an options file as the add-on runs it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from openai_shim import ShimSettings
 from wyoming_polytts.addon_options import (
     MODELS_DIR,
     PIPER_DATA_DIRS,
@@ -33,6 +35,17 @@ from .helpers import TIMEOUT, ServerProcess, describe
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _openai(enabled: bool, keys: list[str]) -> dict[str, Any]:
+    return {
+        "enabled": enabled,
+        "host": "0.0.0.0",
+        "port": 8880,
+        "api_keys": keys,
+        "trusted_proxies": ["172.30.32.2"],
+        "allowed_hosts": ["homeassistant", "homeassistant.local"],
+    }
+
+
 def _options(**changes: Any) -> dict[str, Any]:
     return {**asdict(AddonOptions()), **changes}
 
@@ -44,7 +57,7 @@ def test_default_options_map_to_piper_on_the_addon_folders() -> None:
         "cache_dir": MODELS_DIR,
         "voices_dir": "/config/voices",
         "wyoming": {"uri": "tcp://0.0.0.0:10200"},
-        "openai": {"enabled": True, "host": "0.0.0.0", "port": 8880, "api_keys": []},
+        "openai": _openai(enabled=True, keys=[]),
         "engines": {
             "piper": {
                 "voices": ["en_US-joe-medium"],
@@ -104,29 +117,15 @@ def test_default_options_map_to_piper_on_the_addon_folders() -> None:
         ({"voices_dir": "/share/polytts/voices"}, {"voices_dir": "/share/polytts/voices"}),
         (
             {"openai": True},
-            {"openai": {"enabled": True, "host": "0.0.0.0", "port": 8880, "api_keys": []}},
+            {"openai": _openai(enabled=True, keys=[])},
         ),
         (
             {"openai": True, "openai_api_key": " sk-local-1 "},
-            {
-                "openai": {
-                    "enabled": True,
-                    "host": "0.0.0.0",
-                    "port": 8880,
-                    "api_keys": ["sk-local-1"],
-                }
-            },
+            {"openai": _openai(enabled=True, keys=["sk-local-1"])},
         ),
         (
             {"openai": False, "openai_api_key": "sk-local-1"},
-            {
-                "openai": {
-                    "enabled": False,
-                    "host": "0.0.0.0",
-                    "port": 8880,
-                    "api_keys": ["sk-local-1"],
-                }
-            },
+            {"openai": _openai(enabled=False, keys=["sk-local-1"])},
         ),
         ({"log_level": "debug"}, {"log_level": "DEBUG"}),
         ({"log_level": "warning"}, {"log_level": "WARNING"}),
@@ -155,7 +154,13 @@ def test_options_map_to_server_config(
         "host": openai.host,
         "port": openai.port,
         "api_keys": openai.api_keys,
+        "trusted_proxies": openai.trusted_proxies,
+        "allowed_hosts": openai.allowed_hosts,
     } == want["openai"]
+    # Without a key, voices are managed only through the sidebar (ingress), not the port.
+    shim = ShimSettings.from_config(config)
+    assert shim.lock_voice_management is not openai.api_keys
+    assert shim.trusted_proxies == {ipaddress.ip_address("172.30.32.2")}
     piper = config.engine_options.get("piper")
     if piper is not None:
         section = want["engines"]["piper"]

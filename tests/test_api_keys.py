@@ -30,10 +30,10 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 async def _call(
     server: ServerProcess, method: str, path: str, key: str | None, **kwargs: Any
 ) -> tuple[int, bytes]:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
     url = f"http://127.0.0.1:{server.http_port}{path}"
     async with (
-        aiohttp.ClientSession(headers=headers) as session,
+        aiohttp.ClientSession(headers=auth) as session,
         session.request(method, url, **kwargs) as response,
     ):
         return response.status, await response.read()
@@ -80,6 +80,12 @@ async def test_keys_never_reach_the_log(keyed: ServerProcess) -> None:
     assert (await _call(keyed, "POST", path, None, json=speech))[0] == 401
     # Keys where no key belongs: in the URL, as a voice name (logged as not found).
     assert (await _call(keyed, "POST", f"{path}?api_key={KEY}", KEY, json=speech))[0] == 200
+    # Masking knows only whole keys; the access log leaves out queries and headers.
+    near_miss = KEY[:-1]
+    headers = {"User-Agent": f"agent {near_miss}", "Referer": f"http://x/?k={near_miss}"}
+    query = f"{path}?key={near_miss}&token={WRONG}"
+    status, _ = await _call(keyed, "POST", query, KEY, json=speech, headers=headers)
+    assert status == 200
     lost = {**speech, "voice": OTHER_KEY}
     status, body = await _call(keyed, "POST", path, KEY, json=lost)
     assert status == 404 and OTHER_KEY.encode() in body  # the client sees what it sent
@@ -87,5 +93,6 @@ async def test_keys_never_reach_the_log(keyed: ServerProcess) -> None:
     log = keyed.log()
     assert "DEBUG" in log, "the server was not logging at debug level"
     assert "unknown voice '***'" in log
-    for secret in (KEY, OTHER_KEY, WRONG, KEY[3:15]):
+    assert log.count('127.0.0.1 "POST /v1/audio/speech" 200 ') >= 3, "no access log lines"
+    for secret in (KEY, OTHER_KEY, WRONG, KEY[3:15], near_miss[3:], "agent"):
         assert secret not in log

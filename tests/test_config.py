@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -57,11 +58,16 @@ def test_defaults_speak_with_embedded_piper() -> None:
             "engines.piper.use_cuda: expected true or false",
         ),
         ({"pool": {"queue_size": -1}}, "pool.queue_size: expected 0 or more"),
+        (
+            {"openai": {"trusted_proxies": ["supervisor"]}},
+            "openai.trusted_proxies[0]: expected an IP address, got 'supervisor'",
+        ),
+        ({"openai": {"body_timeout": 0}}, "openai.body_timeout: expected a number above 0"),
         (["a"], "config: expected a mapping"),
     ],
 )
 def test_bad_values_name_the_key(data: object, message: str) -> None:
-    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
         parse_config(data, Path("."))
 
 

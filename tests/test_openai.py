@@ -283,7 +283,7 @@ def test_errors_in_openai_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as too_big:
         create(extra_body={"padding": "x" * 1_100_000})
     assert too_big.value.status_code == 413
-    assert too_big.value.response.json()["error"]["code"] == "request_too_large"
+    assert too_big.value.response.json()["error"]["code"] == "payload_too_large"
     # The server keeps serving after all of that.
     assert create().content
 

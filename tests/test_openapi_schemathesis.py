@@ -135,7 +135,8 @@ async def test_oversized_bodies_get_413(api: ServerProcess) -> None:
             ("PATCH", "/v1/audio/voices/anyone", 128 << 10),
         ]:
             body = b'{"input": "' + b"a" * size + b'"}'
-            async with session.request(method, base + path, data=body) as response:
+            headers = {"Content-Type": "application/json"}
+            async with session.request(method, base + path, data=body, headers=headers) as response:
                 assert response.status == 413, await response.text()
                 assert set((await response.json())["error"]) == {"message", "type", "param", "code"}
 

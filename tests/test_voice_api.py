@@ -155,3 +155,121 @@ async def test_racing_registrations_create_one_voice(
     got, _ = await _post(server, data=_form("twin", audio))
     assert got == 409
     _client(server).audio.voices.delete("twin")
+
+
+async def _request(server: ServerProcess, method: str, path: str, **kwargs) -> tuple[int, dict]:
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as session,
+        session.request(method, f"{server.base_url}/audio/voices{path}", **kwargs) as response,
+    ):
+        return response.status, await response.json()
+
+
+def _json_voice(name: str, audio: bytes, **fields: object) -> dict:
+    return {"name": name, "audio": base64.b64encode(audio).decode(), **fields}
+
+
+async def test_metadata_of_the_wrong_type_is_refused(
+    server: ServerProcess, reference_wav: Path
+) -> None:
+    audio = reference_wav.read_bytes()
+    wrong = [
+        ("transcript", {"text": "hello"}),
+        ("display_name", ["Joe"]),
+        ("description", 123),
+        ("default_language", 5),
+        ("languages", [1, 2]),
+    ]
+    for field, value in wrong:
+        status, body = await _post(server, json=_json_voice("typed", audio, **{field: value}))
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), (field, body)
+    assert _library(server) == []
+    status, body = await _post(server, json=_json_voice("typed", audio))
+    assert status == 201, body
+    for field, value in wrong:
+        status, body = await _request(server, "PATCH", "/typed", json={field: value})
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), (field, body)
+    status, body = await _request(server, "PATCH", "/typed", json={"transcript": {"a": 1}})
+    assert "voice.transcript: expected text, got dict" in body["error"]["message"]
+    status, body = await _request(server, "GET", "/typed")
+    assert (status, body["available"], body["transcript"]) == (200, True, None)
+    _client(server).audio.voices.delete("typed")
+
+
+async def test_names_are_matched_whole_and_without_regard_to_case(
+    server: ServerProcess, reference_wav: Path
+) -> None:
+    audio = reference_wav.read_bytes()
+    for name in ("joe\n", "joe\r\n", " joe", "joé"):
+        status, body = await _post(server, json=_json_voice(name, audio))
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), (name, body)
+    assert (await _request(server, "GET", "/joe%0A"))[0] == 400
+    assert (await _post(server, data=_form("probe_ok", audio)))[0] == 201
+    status, body = await _post(server, data=_form("PROBE_OK", audio))
+    assert (status, body["error"]["code"]) == (409, "voice_exists"), body
+    assert "'probe_ok' already exists" in body["error"]["message"]
+    # Racing in different cases: exactly one is registered.
+    racing = await asyncio.gather(
+        *(_post(server, data=_form(name, audio)) for name in ("Race-Me", "race-me", "RACE-ME"))
+    )
+    assert sorted(status for status, _ in racing) == [201, 409, 409], racing
+    assert sorted(name.lower() for name in _library(server)) == ["probe_ok", "race-me"]
+    for name in _library(server):
+        _client(server).audio.voices.delete(name)
+
+
+async def test_repairing_a_broken_voice_yaml_keeps_what_it_can(
+    server: ServerProcess, reference_wav: Path
+) -> None:
+    status, body = await _post(server, json=_json_voice("mended", reference_wav.read_bytes()))
+    assert status == 201, body
+    created = body["created_at"]
+    meta = Path(server.config["voices_dir"]) / "mended" / "voice.yaml"
+    stored = meta.read_text()
+    # Wrong types beside valid fields: the valid ones (created, languages) survive.
+    meta.write_text(stored + "transcript: {a: 1}\nlanguages: [de]\n")
+    status, body = await _request(server, "GET", "/mended")
+    assert body["available"] is False and "voice.yaml" in body["error"], body
+    status, body = await _request(server, "PATCH", "/mended", json={"transcript": "Fixed."})
+    assert status == 200, body
+    assert (body["available"], body["created_at"], body["transcript"]) == (True, created, "Fixed.")
+    assert body["languages"] == ["de"]
+    # Not even YAML: the time comes from the recording.
+    meta.write_text("created: [unclosed\n")
+    status, body = await _request(server, "PATCH", "/mended", json={"description": "again"})
+    assert status == 200 and body["available"], body
+    recorded = int(meta.with_name("reference.wav").stat().st_mtime)
+    assert body["created_at"] == recorded
+    _client(server).audio.voices.delete("mended")
+
+
+async def test_malformed_audio_urls_get_a_400(server: ServerProcess) -> None:
+    for url, message in [
+        ("http://x:notaport/", "not a valid URL"),
+        ("http://[::1/", "not a valid URL"),
+        ("http://example.com:99999/a.wav", "not a valid URL"),
+        (f"http://{'a' * 70}.example/a.wav", "cannot resolve host"),  # not a valid DNS label
+        (42, "must be text"),
+    ]:
+        status, body = await _post(server, json={"name": "fetched", "audio_url": url})
+        assert (status, body["error"]["code"]) == (400, "invalid_request"), (url, body)
+        assert message in body["error"]["message"], (url, body)
+    assert _library(server) == []
+
+
+async def test_changing_and_deleting_a_voice_at_once(
+    server: ServerProcess, reference_wav: Path
+) -> None:
+    audio = reference_wav.read_bytes()
+    root = str(Path(server.config["voices_dir"]).parent)
+    for _ in range(8):  # without the fix, a round in these 8 gave a 500 in each of 3 runs
+        assert (await _post(server, data=_form("contested", audio)))[0] == 201
+        results = await asyncio.gather(
+            _request(server, "PATCH", "/contested", json={"description": "changed"}),
+            _request(server, "DELETE", "/contested"),
+            _request(server, "DELETE", "/contested"),
+        )
+        for status, body in results:
+            assert status in (200, 404), body
+            assert root not in str(body)
+        assert _library(server) == []

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 import yaml
 
+from wyoming_polytts import voice_library
 from wyoming_polytts.errors import (
     InvalidAudioError,
     InvalidRequestError,
@@ -95,7 +96,9 @@ def test_bad_audio_is_refused_and_leaves_nothing(
     assert _entries(library) == []
 
 
-@pytest.mark.parametrize("name", ["../../etc", "a/b", ".hidden", "", "x" * 65, "voice name"])
+@pytest.mark.parametrize(
+    "name", ["../../etc", "a/b", ".hidden", "", "x" * 65, "voice name", "joe\n", "joe\r"]
+)
 def test_unsafe_names_are_refused(library: VoiceLibrary, reference_wav: Path, name: str) -> None:
     with pytest.raises(InvalidRequestError, match="invalid voice name"):
         library.add(name, reference_wav.read_bytes(), VoiceMeta())
@@ -122,6 +125,80 @@ def test_duplicate_and_racing_names(library: VoiceLibrary, reference_wav: Path) 
     assert _entries(library) == ["twin"]
     with pytest.raises(VoiceExistsError):
         library.add("twin", data, VoiceMeta())
+
+
+def test_names_differing_only_in_case_race_to_one_voice(
+    library: VoiceLibrary, reference_wav: Path
+) -> None:
+    data = reference_wav.read_bytes()
+    outcomes: list[str] = []
+
+    def register(name: str) -> None:
+        try:
+            library.add(name, data, VoiceMeta())
+            outcomes.append("created")
+        except VoiceExistsError:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in ("Twin", "twin", "TWIN")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "exists", "exists"]
+    assert len(_entries(library)) == 1  # no claim left behind either
+    with pytest.raises(VoiceExistsError, match="differs only in case"):
+        library.add("tWiN", data, VoiceMeta())
+
+
+def test_a_voice_deleted_during_a_change_is_not_found(
+    library: VoiceLibrary, reference_wav: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library.add("gone", reference_wav.read_bytes(), VoiceMeta())
+    write = voice_library.replace_file
+
+    def deleted_first(path: Path, data: bytes) -> None:
+        library.remove("gone")  # another request wins the race right here
+        write(path, data)
+
+    monkeypatch.setattr(voice_library, "replace_file", deleted_first)
+    with pytest.raises(VoiceNotFoundError, match="deleted meanwhile") as err:
+        library.update("gone", {"description": "too late"})
+    assert str(library.root) not in str(err.value)
+    assert _entries(library) == []
+
+
+def test_crash_during_a_metadata_change_is_cleaned_at_start(
+    library: VoiceLibrary, reference_wav: Path
+) -> None:
+    library.add("kept", reference_wav.read_bytes(), VoiceMeta(description="before"))
+    crash = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from tests.test_voice_library import LIMITS\n"
+        "from wyoming_polytts import library_files, voice_library\n"
+        "library_files.os.replace = lambda *a: os._exit(9)\n"
+        "lib = voice_library.VoiceLibrary(Path(sys.argv[1]), LIMITS)\n"
+        "lib.update('kept', {'description': 'after'})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", crash, str(library.root)],
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert result.returncode == 9
+    folder = library.root / "kept"
+    (folder / ".voice.yaml.bak").write_text("mine")  # not of the pattern: stays
+    partial = [p.name for p in folder.iterdir() if p.name.startswith(".voice.yaml.")]
+    assert len(partial) == 2 and "after" in (folder / max(partial, key=len)).read_text()
+    assert library.get("kept").meta.description == "before"
+    library.cleanup()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".voice.yaml.bak",
+        "reference.wav",
+        "voice.yaml",
+    ]
+    assert library.get("kept").meta.description == "before"
 
 
 def test_crash_between_write_and_rename_leaves_library_readable(

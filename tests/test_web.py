@@ -41,7 +41,10 @@ STORY = " ".join(
 def web_server(
     tiny_xtts: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    config = {"engines": {"piper": {}, "xtts": engine_config(tiny_xtts)}}
+    config = {
+        "engines": {"piper": {}, "xtts": engine_config(tiny_xtts)},
+        "openai": {"trusted_proxies": ["127.0.0.1"]},  # the ingress proxy of the test below
+    }
     process = ServerProcess(Path(tmp_path_factory.mktemp("web")), config).start()
     yield process
     assert process.stop() == 0, process.log()
@@ -267,10 +270,14 @@ async def test_page_works_under_an_ingress_prefix(
 
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """API keys, and an XTTS that fails to load (its checkpoint folder is empty)."""
+    """API keys, and an XTTS that fails to load (its checkpoint folder is empty); trusts
+    the ingress proxy of the tests (127.0.0.1), as the add-on trusts the Supervisor."""
     tmp = Path(tmp_path_factory.mktemp("web-keyed"))
     broken = {"checkpoint_dir": str(tmp), "device": "cpu"}
-    config = {"openai": {"api_keys": [KEY]}, "engines": {"piper": {}, "xtts": broken}}
+    config = {
+        "openai": {"api_keys": [KEY], "trusted_proxies": ["127.0.0.1"]},
+        "engines": {"piper": {}, "xtts": broken},
+    }
     process = ServerProcess(tmp, config).start()
     yield process
     assert process.stop() == 0, process.log()
@@ -310,6 +317,30 @@ async def test_api_key_is_asked_for_and_remembered(
     await page.click("#speak-button")
     assert await spoken(page) > 0
     assert not await page.locator("#key-dialog").is_visible()
+
+
+async def test_ingress_page_needs_no_key_to_speak_and_manage_voices(
+    keyed_server: ServerProcess, watched: Watched, reference_wav: Path
+) -> None:
+    """The add-on's sidebar page with a key set: Home Assistant signed the user in."""
+    seen: list[str] = []
+    folder = Path(keyed_server.config["voices_dir"]) / "ingress-joe"
+    async with ingress_proxy(keyed_server.http_port, seen) as port:
+        page = await open_page(watched, f"http://127.0.0.1:{port}{TOKEN}/")
+        await page.click("#speak-button")
+        assert await spoken(page) > 0
+        await page.fill("#clone-name", "ingress-joe")
+        await page.set_input_files("#clone-file", str(reference_wav))
+        await page.click("#clone-button")
+        voice = page.locator('li.voice[data-voice="ingress-joe"]')
+        await voice.wait_for()
+        assert folder.is_dir()
+        page.once("dialog", lambda dialog: dialog.accept())
+        await voice.get_by_role("button", name="Delete").click()
+        await voice.wait_for(state="detached")
+        assert not await page.locator("#key-dialog").is_visible()
+    assert not folder.exists()
+    assert f"{TOKEN}/v1/audio/voices" in seen
 
 
 async def test_page_and_assets_over_http(web_server: ServerProcess) -> None:

@@ -87,7 +87,10 @@ async def ingress_proxy(target: int, seen: list[str]) -> AsyncIterator[int]:
         if not request.path.startswith(TOKEN):
             raise web.HTTPNotFound()
         path = request.path[len(TOKEN) :] or "/"
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        # Every header goes on, Host and Origin included, as Home Assistant and the
+        # Supervisor forward them; the server trusts this peer (openai.trusted_proxies).
+        skip = ("content-length", "transfer-encoding")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
         headers["X-Ingress-Path"] = TOKEN
         async with session.request(
             request.method,

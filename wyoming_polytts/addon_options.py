@@ -25,6 +25,13 @@ WYOMING_URI = "tcp://0.0.0.0:10200"
 
 OPENAI_HOST = "0.0.0.0"
 OPENAI_PORT = 8880
+SUPERVISOR = "172.30.32.2"
+"""The Supervisor's address on the add-ons' network: ingress requests come from it, for
+users Home Assistant signed in (``openai.trusted_proxies``)."""
+
+OPENAI_HOSTS = ["homeassistant", "homeassistant.local"]
+"""Names Home Assistant's machine answers to, accepted as Host besides its IP addresses
+(the container's own name is accepted anyway)."""
 MODELS_DIR = "/data/models"
 """Downloaded weights; left out of backups (``backup_exclude`` in config.yaml)."""
 
@@ -100,6 +107,8 @@ def server_config(options: AddonOptions) -> dict[str, Any]:
             "host": OPENAI_HOST,
             "port": OPENAI_PORT,
             "api_keys": [key] if key else [],
+            "trusted_proxies": [SUPERVISOR],
+            "allowed_hosts": list(OPENAI_HOSTS),
         },
         "engines": {name: _engine_section(name, options) for name in options.engines},
     }

@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from .echo import clip
 from .engines.base import VoiceInfo
 from .errors import EngineUnavailableError, VoiceNotFoundError
 from .pool import EnginePool, EngineState
@@ -71,7 +72,7 @@ class Catalog:
         if match is None:
             known = ", ".join(v.name for v in voices[:10])
             more = " ..." if len(voices) > 10 else ""
-            raise VoiceNotFoundError(f"unknown voice '{wanted}'; available: {known}{more}")
+            raise VoiceNotFoundError(f"unknown voice '{clip(wanted)}'; available: {known}{more}")
         if not match.info.installed:
             raise EngineUnavailableError(
                 f"voice '{match.name}' cannot be used: {match.info.reason or 'not installed'}"

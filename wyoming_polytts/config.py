@@ -6,6 +6,7 @@ are resolved against the folder of the config file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,15 +194,38 @@ class OpenAISettings:
     """Seconds a client has to send a request's headers (counted from connecting or from
     the previous response); also how long an idle keep-alive connection stays open."""
 
+    body_timeout: float = 60.0
+    """Seconds a client has to send a request's body once its headers are in; later: 408."""
+
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host names clients may address the API by, besides IP addresses, ``localhost`` and
+    this machine's own names (``*``: any); other names are refused (DNS rebinding)."""
+
+    trusted_proxies: list[str] = field(default_factory=list)
+    """Peer addresses of an authenticating proxy (Home Assistant's ingress: 172.30.32.2);
+    their requests carrying ``X-Ingress-Path`` need no API key and pass the browser checks."""
+
+    open_voice_management: bool | None = None
+    """Registering, changing and deleting voices without an API key: None allows it only
+    when ``host`` is loopback; true always; false never."""
+
     def __post_init__(self) -> None:
         _require_positive(
             "openai",
             max_input_chars=self.max_input_chars,
             max_body_bytes=self.max_body_bytes,
             header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
         )
         if not 0 < self.port < 65536:
             raise ConfigError(f"openai.port: expected a port from 1 to 65535, got {self.port}")
+        for index, address in enumerate(self.trusted_proxies):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError as err:
+                raise ConfigError(
+                    f"openai.trusted_proxies[{index}]: expected an IP address, got {address!r}"
+                ) from err
 
 
 @dataclass

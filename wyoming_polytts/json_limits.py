@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,18 @@ _CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
 
 
 def decode_json(data: bytes, what: str = "the request body", max_depth: int = MAX_DEPTH) -> Any:
-    """The value ``data`` holds; :class:`InvalidRequestError` when it is not UTF-8 JSON
-    or nests deeper than ``max_depth``."""
+    """The value ``data`` holds; :class:`InvalidRequestError` when it is not UTF-8 JSON,
+    nests deeper than ``max_depth`` or holds an integer too long to convert."""
     if too_deep(data, max_depth):
         raise InvalidRequestError(f"{what} nests JSON deeper than {max_depth} levels")
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise InvalidRequestError(f"{what} is not valid JSON: {err}") from err
+    except ValueError as err:  # an integer past Python's int-string limit
+        raise InvalidRequestError(
+            f"{what} holds a number longer than {sys.get_int_max_str_digits()} digits"
+        ) from err
 
 
 def too_deep(data: bytes, max_depth: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ import numpy as np
 import soundfile
 
 from .errors import InsufficientStorageError
+
+_PARTIAL = re.compile(r"\..+\.[0-9a-f]{32}")
+"""Names :func:`replace_file` writes before its rename: ``.<name>.<32 hex digits>``."""
 
 
 @contextmanager
@@ -64,3 +68,11 @@ def replace_file(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_partial_files(folder: Path) -> None:
+    """Delete the temporary files :func:`replace_file` left in ``folder`` when the process
+    died before its rename (a file's old version is still in place then)."""
+    for entry in folder.iterdir():
+        if _PARTIAL.fullmatch(entry.name) and not entry.is_dir():
+            entry.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlparse
 import aiohttp
 
 from .bounded_read import read_bounded
+from .echo import clip
 from .errors import InvalidRequestError
 
 _MAX_REDIRECTS = 3
@@ -31,9 +32,9 @@ async def fetch_audio(url: str, max_bytes: int, timeout: float) -> bytes:
         async with asyncio.timeout(timeout):
             return await _fetch(url, max_bytes)
     except TimeoutError as err:
-        raise InvalidRequestError(f"fetching {url} took longer than {timeout:g} s") from err
+        raise InvalidRequestError(f"fetching {clip(url)} took longer than {timeout:g} s") from err
     except aiohttp.ClientError as err:
-        raise InvalidRequestError(f"fetching {url} failed: {err}") from err
+        raise InvalidRequestError(f"fetching {clip(url)} failed: {clip(err)}") from err
 
 
 async def _fetch(url: str, max_bytes: int) -> bytes:
@@ -47,31 +48,37 @@ async def _fetch(url: str, max_bytes: int) -> bytes:
                     url = urljoin(url, response.headers["Location"])
                     continue
                 if response.status != 200:
-                    raise InvalidRequestError(f"fetching {url} failed: HTTP {response.status}")
+                    raise InvalidRequestError(
+                        f"fetching {clip(url)} failed: HTTP {response.status}"
+                    )
                 return await read_bounded(
                     response.content, response.content_length, max_bytes, "the audio at the URL"
                 )
-        raise InvalidRequestError(f"fetching {url} failed: too many redirects")
+        raise InvalidRequestError(f"fetching {clip(url)} failed: too many redirects")
 
 
 async def _check_url(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    try:
+        parsed = urlparse(url)
+        host, port = parsed.hostname, parsed.port  # .port raises for "x:y" or 99999
+    except ValueError as err:  # also "http://[::1/"
+        raise InvalidRequestError(f"{clip(url)} is not a valid URL: {clip(err)}") from err
+    if parsed.scheme not in ("http", "https") or not host:
         raise InvalidRequestError("only http:// and https:// URLs with a host are accepted")
-    await _public_addresses(parsed.hostname, parsed.port or 0)
+    await _public_addresses(host, port or 0)
 
 
 async def _public_addresses(host: str, port: int) -> list[str]:
     """The host's addresses, if every one is public; else refuse."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as err:
-        raise InvalidRequestError(f"cannot resolve host {host!r}") from err
+    except (OSError, UnicodeError) as err:  # UnicodeError: not a valid IDNA name
+        raise InvalidRequestError(f"cannot resolve host {clip(host)!r}") from err
     addresses = sorted({str(info[4][0]) for info in infos})
     for address in addresses:
         if not _is_public(ipaddress.ip_address(address.split("%")[0])):
             raise InvalidRequestError(
-                f"refusing to fetch from {host}: {address} is not a public address"
+                f"refusing to fetch from {clip(host)}: {address} is not a public address"
             )
     return addresses
 

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import uuid
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .echo import clip
 from .engines.base import ReferenceVoice
 from .errors import (
     ConfigError,
@@ -40,41 +40,34 @@ from .errors import (
     VoiceExistsError,
     VoiceNotFoundError,
 )
-from .library_files import disk_space, remove_path, replace_file, wav_bytes, within, write_file
+from .library_files import (
+    disk_space,
+    remove_partial_files,
+    remove_path,
+    replace_file,
+    wav_bytes,
+    within,
+    write_file,
+)
 from .reference_audio import AudioLimits, prepare_reference
-from .schema import from_dict
+from .voice_meta import (
+    AUDIO_FILE,
+    META_FILE,
+    NAME,
+    VoiceMeta,
+    check_name,
+    created_now,
+    dump_meta,
+    normalized,
+    parse_meta,
+    read_meta,
+    salvage_meta,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
-META_FILE = "voice.yaml"
-AUDIO_FILE = "reference.wav"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Z][A-Za-z]{1,3})?$")
-
-
-@dataclass
-class VoiceMeta:
-    """The contents of a voice's voice.yaml."""
-
-    name: str | None = None
-    """Display name; the folder name when absent."""
-
-    languages: list[str] = field(default_factory=list)
-    """Languages the voice speaks, ``en_US`` or ``en`` style."""
-
-    default_language: str | None = None
-    transcript: str | None = None
-    """What the reference recording says (needed by some engines)."""
-
-    description: str | None = None
-    engines: list[str] = field(default_factory=list)
-    """Engines that may use the voice; empty means every engine that clones."""
-
-    created: str | None = None
-    """ISO 8601 time of registration."""
-
-    audio: str = AUDIO_FILE
-    """The reference recording, relative to the voice's folder."""
+_HIDDEN = (".tmp-", ".trash-", ".claim-")
+"""Prefixes of what an add or a delete keeps in the voices folder while it runs."""
 
 
 @dataclass(frozen=True)
@@ -112,28 +105,6 @@ class LibraryVoice:
         )
 
 
-def check_name(name: str) -> str:
-    """A voice name is a safe folder name: letters, digits, ``-`` and ``_``."""
-    if not _NAME.match(name):
-        raise InvalidRequestError(
-            f"invalid voice name {name[:80]!r}: use 1-64 letters, digits, '-' or '_', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_languages(languages: list[str]) -> list[str]:
-    """Languages as ``en`` or ``en_US``; ``en-us`` is accepted and normalized."""
-    normalized = []
-    for language in languages:
-        lang, _, region = language.replace("-", "_").partition("_")
-        value = f"{lang.lower()}_{region.upper()}" if region else lang.lower()
-        if not _LANGUAGE.match(value):
-            raise InvalidRequestError(f"invalid language {language[:20]!r}: use e.g. en or en_US")
-        normalized.append(value)
-    return normalized
-
-
 class VoiceLibrary:
     """Reads and changes the voices folder; implements ``ReferenceVoices`` for engines."""
 
@@ -143,12 +114,15 @@ class VoiceLibrary:
         self._meta_cache: dict[Path, tuple[int, VoiceMeta]] = {}
 
     def cleanup(self) -> None:
-        """Remove what an interrupted write or delete left behind (hidden folders)."""
+        """Remove what an interrupted add, delete or metadata change left behind: hidden
+        folders in the voices folder, half-written files in the voice folders."""
         if not self.root.is_dir():
             return
         for entry in self.root.iterdir():
-            if entry.name.startswith((".tmp-", ".trash-")):
+            if entry.name.startswith(_HIDDEN):
                 remove_path(entry)
+            elif entry.is_dir() and not entry.is_symlink():
+                remove_partial_files(entry)
 
     # --- reading ----------------------------------------------------------
 
@@ -157,17 +131,17 @@ class VoiceLibrary:
         if not self.root.is_dir():
             return []
         folders = sorted(
-            entry
-            for entry in self.root.iterdir()
-            if entry.is_dir() and not entry.name.startswith(".") and _NAME.match(entry.name)
+            entry for entry in self.root.iterdir() if entry.is_dir() and NAME.fullmatch(entry.name)
         )
         return [self._read(folder) for folder in folders]
 
     def get(self, name: str) -> LibraryVoice:
         folder = self.root / check_name(name)
-        if not folder.is_dir():
+        voice = self._read(folder) if folder.is_dir() else None
+        # A voice read broken because it was deleted meanwhile is simply not there.
+        if voice is None or (voice.error is not None and not folder.is_dir()):
             raise VoiceNotFoundError(f"no voice '{name}' in the voice library")
-        return self._read(folder)
+        return voice
 
     def for_engine(self, engine: str) -> list[ReferenceVoice]:
         return [
@@ -184,9 +158,10 @@ class VoiceLibrary:
             meta = self._meta(path)
         except FileNotFoundError:
             return LibraryVoice(folder.name, folder, VoiceMeta(), f"{META_FILE} is missing")
-        except (OSError, yaml.YAMLError, ConfigError) as err:
+        except (OSError, ValueError, yaml.YAMLError, ConfigError) as err:
             _LOGGER.warning("Voice %s is unavailable: %s", folder.name, err)
-            return LibraryVoice(folder.name, folder, VoiceMeta(), f"broken {META_FILE}: {err}")
+            reason = err.strerror if isinstance(err, OSError) else err  # no server paths
+            return LibraryVoice(folder.name, folder, VoiceMeta(), f"broken {META_FILE}: {reason}")
         voice = LibraryVoice(folder.name, folder, meta)
         if not within(voice.audio_path, folder):
             return replace(voice, error=f"reference audio {meta.audio} links outside its folder")
@@ -207,46 +182,47 @@ class VoiceLibrary:
         mtime = path.stat().st_mtime_ns
         cached = self._meta_cache.get(path)
         if cached is None or cached[0] != mtime:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            meta = from_dict(VoiceMeta, data, META_FILE)
-            if Path(meta.audio).name != meta.audio or meta.audio in ("", ".", ".."):
-                raise ConfigError(f"{META_FILE}.audio: expected a file name in the voice folder")
-            cached = (mtime, meta)
+            cached = (mtime, read_meta(path))
             self._meta_cache[path] = cached
         return cached[1]
+
+    def _stored_meta(self, folder: Path) -> VoiceMeta:
+        """The voice's metadata, or what can be salvaged when its voice.yaml is broken."""
+        try:
+            return self._meta(folder / META_FILE)
+        except (OSError, ValueError, yaml.YAMLError, ConfigError):
+            return salvage_meta(folder)
 
     # --- changing (blocking: call from a worker thread) -------------------
 
     def add(self, name: str, audio: bytes, meta: VoiceMeta) -> LibraryVoice:
-        """Register a voice from an uploaded recording; exactly one of racing adds wins."""
+        """Register a voice from an uploaded recording; exactly one of racing adds wins,
+        also when their names differ only in letter case."""
         check_name(name)
-        if (self.root / name).exists():
-            raise VoiceExistsError(f"a voice named '{name}' already exists")
+        self._refuse_taken(name)
         samples = prepare_reference(audio, self.limits)
-        meta = replace(
-            meta,
-            languages=check_languages(meta.languages),
-            default_language=check_languages([meta.default_language])[0]
-            if meta.default_language
-            else None,
-            created=meta.created or datetime.now(UTC).isoformat(timespec="seconds"),
-            audio=AUDIO_FILE,
-        )
+        meta = replace(normalized(meta), created=meta.created or created_now(), audio=AUDIO_FILE)
         staging = self.root / f".tmp-{uuid.uuid4().hex}"
         with disk_space(f"register voice '{name}'"):
             self.root.mkdir(parents=True, exist_ok=True)
             staging.mkdir()
             try:
                 write_file(staging / AUDIO_FILE, wav_bytes(samples, self.limits.rate))
-                _write_meta(staging / META_FILE, meta)
-                _publish(staging, self.root / name)
+                replace_file(staging / META_FILE, dump_meta(meta))
+                with self._claim(name):
+                    self._refuse_taken(name)
+                    _publish(staging, self.root / name)
             except BaseException:
                 remove_path(staging)
                 raise
         return self.get(name)
 
     def update(self, name: str, changes: Mapping[str, Any]) -> LibraryVoice:
-        """Change a voice's metadata (not its audio), replacing voice.yaml atomically."""
+        """Change a voice's metadata (not its audio), replacing voice.yaml atomically.
+
+        A broken voice.yaml is repaired: what is valid in it is kept (see
+        :func:`salvage_meta`), the changes are applied, and the file is written whole.
+        """
         voice = self.get(name)
         meta_missing = not (voice.folder / META_FILE).is_file()
         if voice.error is not None and (meta_missing or self._outside(voice.folder)):
@@ -255,30 +231,58 @@ class VoiceLibrary:
         unknown = sorted(set(changes) - allowed)
         if unknown:
             raise InvalidRequestError(
-                f"cannot change {unknown[0]!r}; changeable: {', '.join(sorted(allowed))}"
+                f"cannot change {clip(unknown[0])!r}; changeable: {', '.join(sorted(allowed))}"
             )
-        try:
-            meta = from_dict(VoiceMeta, {**asdict(voice.meta), **changes}, "voice")
-        except ConfigError as err:
-            raise InvalidRequestError(str(err)) from err
-        meta = replace(meta, languages=check_languages(meta.languages))
-        if meta.default_language:
-            meta.default_language = check_languages([meta.default_language])[0]
-        with disk_space(f"change voice '{name}'"):
-            _write_meta(voice.folder / META_FILE, meta)
+        meta = parse_meta({**asdict(self._stored_meta(voice.folder)), **changes})
+        with disk_space(f"change voice '{name}'"), _vanishing(name):
+            replace_file(voice.folder / META_FILE, dump_meta(meta))
         return self.get(name)
 
     def remove(self, name: str) -> None:
         """Delete a voice: renamed away first, so it vanishes at once and whole."""
         voice = self.get(name)
         trash = self.root / f".trash-{uuid.uuid4().hex}"
-        os.rename(voice.folder, trash)  # a link is renamed itself, never what it leads to
+        with _vanishing(name):
+            os.rename(voice.folder, trash)  # a link is renamed itself, never what it leads to
         remove_path(trash)
 
+    def _refuse_taken(self, name: str) -> None:
+        """Names are unique in any letter case, as on a case-insensitive file system."""
+        folded = name.lower()
+        if not self.root.is_dir():
+            return
+        for entry in self.root.iterdir():
+            if entry.name.lower() == folded:
+                same = "" if entry.name == name else f" ('{name}' differs only in case)"
+                raise VoiceExistsError(f"a voice named '{entry.name}' already exists{same}")
 
-def _write_meta(path: Path, meta: VoiceMeta) -> None:
-    data = {key: value for key, value in asdict(meta).items() if value not in (None, [])}
-    replace_file(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode())
+    @contextmanager
+    def _claim(self, name: str) -> Iterator[None]:
+        """Hold the name in every letter case while a new voice is renamed into place.
+
+        The claim is a folder (creating one is atomic, also between processes), so of
+        two adds racing for ``Joe`` and ``joe`` one sees the other's claim or voice.
+        """
+        claim = self.root / f".claim-{name.lower()}"
+        try:
+            claim.mkdir()
+        except FileExistsError as err:
+            raise VoiceExistsError(f"a voice named '{name}' is being registered") from err
+        try:
+            yield
+        finally:
+            claim.rmdir()
+
+
+@contextmanager
+def _vanishing(name: str) -> Iterator[None]:
+    """A voice deleted meanwhile (its folder renamed away) is not found, whatever the path."""
+    try:
+        yield
+    except FileNotFoundError as err:
+        raise VoiceNotFoundError(
+            f"no voice '{name}' in the voice library (deleted meanwhile)"
+        ) from err
 
 
 def _publish(staging: Path, target: Path) -> None:

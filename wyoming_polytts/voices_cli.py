@@ -11,7 +11,7 @@ from .config import load_config
 from .const import EXIT_CONFIG_ERROR
 from .errors import ConfigError, PolyttsError
 from .server import build_library
-from .voice_library import VoiceMeta
+from .voice_meta import VoiceMeta
 
 
 def _parser() -> argparse.ArgumentParser:

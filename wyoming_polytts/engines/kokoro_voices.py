@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..echo import clip
 from ..errors import EngineUnavailableError, VoiceNotFoundError
 
 _LOGGER = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class VoiceFiles:
             if pack is None:
                 where = self.names().get(name)
                 if where is None:
-                    raise VoiceNotFoundError(f"unknown Kokoro voice '{name}'")
+                    raise VoiceNotFoundError(f"unknown Kokoro voice '{clip(name)}'")
                 pack = _read_pack(*where)
                 self._packs[name] = pack
             return pack

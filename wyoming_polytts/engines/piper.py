@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..echo import clip
 from ..errors import EngineUnavailableError, InvalidRequestError
 from .base import (
     Attribution,
@@ -332,9 +333,10 @@ def _speaker_id(speaker_map: Mapping[str, int], speaker: str | None) -> int | No
         return None
     if speaker in speaker_map:
         return speaker_map[speaker]
-    if speaker.isdigit() and int(speaker) in speaker_map.values():
+    numeric = speaker.isascii() and speaker.isdigit() and len(speaker) <= 9  # not 5000 digits
+    if numeric and int(speaker) in speaker_map.values():
         return int(speaker)
-    raise InvalidRequestError(f"unknown speaker '{speaker}' for this voice")
+    raise InvalidRequestError(f"unknown speaker '{clip(speaker)}' for this voice")
 
 
 def _voice_info(voice_id: str, meta: dict[str, Any]) -> VoiceInfo:

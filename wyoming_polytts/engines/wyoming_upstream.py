@@ -26,6 +26,7 @@ import numpy as np
 from wyoming.info import TtsVoice
 from wyoming.tts import SynthesizeVoice
 
+from ..echo import clip
 from ..errors import ConfigError, EngineUnavailableError, VoiceNotFoundError
 from .base import (
     Attribution,
@@ -251,7 +252,7 @@ class WyomingUpstreamEngine(Engine):
         if not request.voice.startswith(self.upstream.prefix) or not any(
             voice.name == name for voice in info.voices
         ):
-            raise VoiceNotFoundError(f"upstream {self.label} has no voice '{request.voice}'")
+            raise VoiceNotFoundError(f"upstream {self.label} has no voice '{clip(request.voice)}'")
         voice = SynthesizeVoice(name=name, speaker=request.speaker)
         exchange = partial(self._exchange, link, request.text, voice, info.streaming)
         stream = PieceStream(loop, exchange, cancel_on_close=not link.reusable)
