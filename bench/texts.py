@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wyoming_polytts.text import split_sentences
+from wyoming_polytts.common.text import split_sentences
 
 
 @dataclass(frozen=True)

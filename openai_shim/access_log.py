@@ -13,7 +13,7 @@ import logging
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from wyoming_polytts.echo import clip
+from wyoming_polytts.common.echo import clip
 
 
 class AccessLog(AbstractAccessLogger):

@@ -7,14 +7,14 @@ import time
 
 from aiohttp import web
 
-from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.clients import Clients
 from wyoming_polytts.config import Config
 from wyoming_polytts.errors import ConfigError
-from wyoming_polytts.in_flight import InFlight
-from wyoming_polytts.listener import Listener, bind_tcp
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.voice_library import VoiceLibrary
+from wyoming_polytts.library.library import VoiceLibrary
+from wyoming_polytts.net.clients import Clients
+from wyoming_polytts.net.in_flight import InFlight
+from wyoming_polytts.net.listener import Listener, bind_tcp
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
 
 from .access_log import AccessLog
 from .browser_safety import BrowserGuard

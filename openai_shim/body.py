@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from wyoming_polytts.bounded_read import read_bounded
-from wyoming_polytts.echo import clip
-from wyoming_polytts.json_limits import decode_json
+from openai_shim.bounded_read import read_bounded
+from wyoming_polytts.common.echo import clip
+from wyoming_polytts.common.json_limits import decode_json
 
 from .errors import ApiError
 from .state import SETTINGS

@@ -24,7 +24,7 @@ import socket
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from wyoming_polytts.echo import clip
+from wyoming_polytts.common.echo import clip
 
 from .errors import ApiError
 from .middleware import READ_METHODS, Cors

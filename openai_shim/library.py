@@ -18,12 +18,12 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from wyoming_polytts.catalog import CatalogVoice
+from openai_shim.url_fetch import fetch_audio
+from wyoming_polytts.common.json_limits import decode_json
 from wyoming_polytts.errors import InvalidRequestError, PayloadTooLargeError
-from wyoming_polytts.json_limits import decode_json
-from wyoming_polytts.url_fetch import fetch_audio
-from wyoming_polytts.voice_library import LibraryVoice
-from wyoming_polytts.voice_meta import check_name, parse_meta
+from wyoming_polytts.library.library import LibraryVoice
+from wyoming_polytts.library.meta import check_name, parse_meta
+from wyoming_polytts.speech.catalog import CatalogVoice
 
 from .body import FORM, JSON, body_deadline, read_body, read_json, require_type
 from .state import CATALOG, LIBRARY, POOL, SETTINGS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from wyoming_polytts.metrics import CONTENT_TYPE
+from wyoming_polytts.pool.metrics import CONTENT_TYPE
 
 from .state import POOL
 

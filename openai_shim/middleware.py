@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
-from wyoming_polytts.echo import clip
+from wyoming_polytts.common.echo import clip
 from wyoming_polytts.errors import PolyttsError
 
 from .errors import ApiError

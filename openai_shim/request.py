@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from wyoming_polytts.echo import clip
+from wyoming_polytts.common.echo import clip
 
 from .encoder import FORMATS
 from .errors import ApiError

@@ -13,7 +13,7 @@ import dataclasses
 from aiohttp import web
 
 from wyoming_polytts.const import PROGRAM_NAME
-from wyoming_polytts.pool import EngineState
+from wyoming_polytts.pool.slot import EngineState
 
 from .library import create_voice, delete_voice, get_voice, library_listing, update_voice
 from .metrics import metrics

@@ -1,6 +1,6 @@
 """The HTTP server of the OpenAI app: aiohttp's request handling behind our own listener.
 
-Connections are accepted by :class:`wyoming_polytts.listener.Listener`, so they count
+Connections are accepted by :class:`wyoming_polytts.net.listener.Listener`, so they count
 against the same client limits as Wyoming's; each is handed to aiohttp's protocol,
 wrapped only to give the client's place back when the connection ends.
 """
@@ -14,9 +14,9 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from wyoming_polytts.clients import Place
 from wyoming_polytts.errors import PolyttsError
-from wyoming_polytts.listener import Listener, Serve
+from wyoming_polytts.net.clients import Place
+from wyoming_polytts.net.listener import Listener, Serve
 
 from .errors import ApiError
 

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from aiohttp import hdrs, web
 
+from wyoming_polytts.common.text import split_sentences
 from wyoming_polytts.errors import InvalidTextError, PolyttsError
-from wyoming_polytts.synthesis import SpeechOptions, iterate, prepend, speak
-from wyoming_polytts.text import split_sentences
+from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, prepend, speak
 
 from . import sse
 from .body import read_json

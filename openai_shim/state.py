@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.in_flight import InFlight
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.voice_library import VoiceLibrary
+from wyoming_polytts.library.library import VoiceLibrary
+from wyoming_polytts.net.in_flight import InFlight
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
 
 from .settings import ShimSettings
 from .voices import VoiceResolver

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from wyoming_polytts.catalog import Catalog, CatalogVoice
-from wyoming_polytts.echo import clip
+from wyoming_polytts.common.echo import clip
 from wyoming_polytts.errors import VoiceNotFoundError
+from wyoming_polytts.speech.catalog import Catalog, CatalogVoice
 
 from .errors import ApiError
 

@@ -12,7 +12,7 @@ import pytest
 
 from wyoming_polytts.config import load_config, parse_config
 from wyoming_polytts.engines import parse_engine_options
-from wyoming_polytts.engines.piper import PiperOptions
+from wyoming_polytts.engines.piper.engine import PiperOptions
 from wyoming_polytts.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

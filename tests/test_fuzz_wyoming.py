@@ -28,15 +28,15 @@ from hypothesis import strategies as st
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event, read_event
 
-from wyoming_polytts.catalog import Catalog
-from wyoming_polytts.clients import Clients
 from wyoming_polytts.config import LimitsSettings, parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext
-from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.handler import HandlerSettings
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.wyoming_server import WyomingServer
+from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
+from wyoming_polytts.net.clients import Clients
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
+from wyoming_polytts.wyoming.handler import HandlerSettings
+from wyoming_polytts.wyoming.server import WyomingServer
 
 from .figures import record
 from .helpers import (

@@ -20,10 +20,10 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.kokoro import KokoroEngine, KokoroOptions
-from wyoming_polytts.engines.kokoro_runtime import KokoroRuntime
-from wyoming_polytts.engines.kokoro_voices import VoiceFiles, mix
-from wyoming_polytts.engines.kokoro_weights import (
+from wyoming_polytts.engines.kokoro.engine import KokoroEngine, KokoroOptions
+from wyoming_polytts.engines.kokoro.runtime import KokoroRuntime
+from wyoming_polytts.engines.kokoro.voices import VoiceFiles, mix
+from wyoming_polytts.engines.kokoro.weights import (
     EMBEDDED_MODEL_NAME,
     EMBEDDED_MODEL_SHA256,
     assemble,
@@ -260,7 +260,7 @@ def test_long_sentences_are_spoken_in_pieces(
     engine: KokoroEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Phonemes beyond the token limit are split at clause and word boundaries."""
-    monkeypatch.setattr("wyoming_polytts.engines.kokoro.MAX_TOKENS", 30)
+    monkeypatch.setattr("wyoming_polytts.engines.kokoro.engine.MAX_TOKENS", 30)
     pieces = list(engine.synthesize(SynthesisRequest(text=JAPANESE, voice="jf_alpha")))
     assert len(pieces) == 2
     for piece in pieces:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from wyoming_polytts.engines.kokoro_g2p import Phonemizers, _choose, _Espeak
-from wyoming_polytts.engines.kokoro_runtime import both_builds_warning, installed_builds
-from wyoming_polytts.engines.kokoro_voices import LANGUAGES
-from wyoming_polytts.engines.kokoro_weights import load_vocab
+from wyoming_polytts.engines.kokoro.g2p import Phonemizers, _choose, _Espeak
+from wyoming_polytts.engines.kokoro.runtime import both_builds_warning, installed_builds
+from wyoming_polytts.engines.kokoro.voices import LANGUAGES
+from wyoming_polytts.engines.kokoro.weights import load_vocab
 
 TONES = set("→↗↓↘")
 """misaki's Mandarin tone marks (first to fourth tone), all in Kokoro's vocabulary."""

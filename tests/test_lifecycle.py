@@ -20,17 +20,17 @@ import pytest
 import soundfile
 from wyoming.client import AsyncTcpClient
 
-from wyoming_polytts.catalog import Catalog
 from wyoming_polytts.config import parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext
-from wyoming_polytts.engines.kokoro import KokoroEngine, KokoroOptions
-from wyoming_polytts.engines.kokoro_weights import embedded_model
-from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
+from wyoming_polytts.engines.kokoro.engine import KokoroEngine, KokoroOptions
+from wyoming_polytts.engines.kokoro.weights import embedded_model
+from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
 from wyoming_polytts.errors import ConfigError, EngineUnavailableError
-from wyoming_polytts.memory import resolve_budget
-from wyoming_polytts.pool import EnginePool, EngineState, EngineStatus, LifecycleSettings
-from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
+from wyoming_polytts.pool.memory import resolve_budget
+from wyoming_polytts.pool.pool import EnginePool, EngineState, EngineStatus, LifecycleSettings
+from wyoming_polytts.speech.catalog import Catalog
+from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
 
 from .helpers import (
     TIMEOUT,
@@ -330,8 +330,8 @@ async def test_cuda_memory_is_measured_and_freed(tiny_xtts: Path, tmp_path: Path
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    from wyoming_polytts.engines.xtts import XttsEngine
-    from wyoming_polytts.engines.xtts_options import XttsOptions
+    from wyoming_polytts.engines.xtts.engine import XttsEngine
+    from wyoming_polytts.engines.xtts.options import XttsOptions
 
     options = XttsOptions(**{**engine_config(tiny_xtts), "device": "cuda"})
     pool = EnginePool({"xtts": XttsEngine(options, _context(tmp_path))}, 4)

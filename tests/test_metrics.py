@@ -8,7 +8,7 @@ import openai
 from prometheus_client.parser import text_string_to_metric_families
 from wyoming.client import AsyncTcpClient
 
-from wyoming_polytts.metrics import Metrics
+from wyoming_polytts.pool.metrics import Metrics
 
 from .helpers import TIMEOUT, ServerProcess, assert_speech_like, synthesize, synthesize_stream
 

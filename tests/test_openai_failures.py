@@ -16,13 +16,13 @@ import pytest
 from aiohttp import web
 
 from openai_shim import ShimSettings, create_app
-from wyoming_polytts.catalog import Catalog
 from wyoming_polytts.config import parse_config
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.voice_library import VoiceLibrary
+from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
+from wyoming_polytts.library.library import VoiceLibrary
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
 
 from .helpers import free_port
 from .test_voice_library import LIMITS

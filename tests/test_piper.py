@@ -95,7 +95,7 @@ async def test_full_queue_answers_busy(tmp_path: Path) -> None:
 
 
 def test_download_paths_follow_the_repository_layout() -> None:
-    from wyoming_polytts.engines.piper import _repo_files
+    from wyoming_polytts.engines.piper.engine import _repo_files
 
     assert _repo_files("en_US-lessac-high") == (
         "en/en_US/lessac/high/en_US-lessac-high.onnx",

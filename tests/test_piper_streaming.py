@@ -20,19 +20,19 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from wyoming_polytts.catalog import Catalog
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.engines.piper_model import (
+from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
+from wyoming_polytts.engines.piper.model import (
     CONTEXT_FRAMES,
     FIRST_FRAMES,
     PIECE_FRAMES,
     windows,
 )
-from wyoming_polytts.engines.piper_split import split_model
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
+from wyoming_polytts.engines.piper.split import split_model
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
+from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
 
 from .helpers import assert_speech_like
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wyoming_polytts.catalog import Catalog
+from wyoming_polytts.common.text import split_sentences
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import Capabilities, EngineContext
-from wyoming_polytts.engines.piper import PiperEngine, PiperOptions
-from wyoming_polytts.pool import EnginePool
-from wyoming_polytts.stretch import TimeStretcher, atempo_factors
-from wyoming_polytts.synthesis import SpeechOptions, iterate, speak
-from wyoming_polytts.text import split_sentences
+from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
+from wyoming_polytts.pool.pool import EnginePool
+from wyoming_polytts.speech.catalog import Catalog
+from wyoming_polytts.speech.stretch import TimeStretcher, atempo_factors
+from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
 
 from .test_openai import ANSWER
 

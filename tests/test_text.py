@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wyoming_polytts.text import SentenceSplitter, speakable, split_long, split_sentences
+from wyoming_polytts.common.text import SentenceSplitter, speakable, split_long, split_sentences
 
 
 def test_sentences_of_a_text() -> None:

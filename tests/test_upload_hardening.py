@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from wyoming.client import AsyncTcpClient
 
 from wyoming_polytts.errors import InvalidAudioError, PayloadTooLargeError
-from wyoming_polytts.reference_audio import AudioLimits, prepare_reference
+from wyoming_polytts.library.reference_audio import AudioLimits, prepare_reference
 
 from .figures import record
 from .helpers import ServerProcess, free_port, synthesize

@@ -26,9 +26,9 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from wyoming_polytts.engines import parse_engine_options
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.upstream_audio import mono_int16
-from wyoming_polytts.engines.upstream_client import Audio
-from wyoming_polytts.engines.wyoming_upstream import DEFAULT_RATE, WyomingUpstreamEngine
+from wyoming_polytts.engines.upstream.audio import mono_int16
+from wyoming_polytts.engines.upstream.client import Audio
+from wyoming_polytts.engines.upstream.wyoming import DEFAULT_RATE, WyomingUpstreamEngine
 from wyoming_polytts.errors import ConfigError, EngineUnavailableError, SynthesisError
 
 from .helpers import (

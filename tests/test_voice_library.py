@@ -14,7 +14,6 @@ import pytest
 import soundfile
 import yaml
 
-from wyoming_polytts import voice_library
 from wyoming_polytts.errors import (
     InvalidAudioError,
     InvalidRequestError,
@@ -22,8 +21,9 @@ from wyoming_polytts.errors import (
     VoiceExistsError,
     VoiceNotFoundError,
 )
-from wyoming_polytts.reference_audio import AudioLimits
-from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
+from wyoming_polytts.library import library as voice_library
+from wyoming_polytts.library.library import VoiceLibrary, VoiceMeta
+from wyoming_polytts.library.reference_audio import AudioLimits
 
 LIMITS = AudioLimits(rate=24000, min_seconds=3.0, max_seconds=30.0, max_bytes=10 * 1024 * 1024)
 

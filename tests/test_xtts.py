@@ -17,18 +17,18 @@ import yaml
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
 
+from wyoming_polytts.common.language import LanguageDetector, locale_style, match_language
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.xtts import XttsEngine
-from wyoming_polytts.engines.xtts_conditioning import CACHE_FILE
-from wyoming_polytts.engines.xtts_options import XttsOptions
+from wyoming_polytts.engines.xtts.conditioning import CACHE_FILE
+from wyoming_polytts.engines.xtts.engine import XttsEngine
+from wyoming_polytts.engines.xtts.options import XttsOptions
 from wyoming_polytts.errors import (
     EngineUnavailableError,
     InvalidRequestError,
     SynthesisError,
     VoiceNotFoundError,
 )
-from wyoming_polytts.language import LanguageDetector, locale_style, match_language
-from wyoming_polytts.voice_library import VoiceLibrary
+from wyoming_polytts.library.library import VoiceLibrary
 
 from .helpers import ServerProcess, Speech, describe, read_until, synthesize
 from .test_voice_library import LIMITS
@@ -155,7 +155,7 @@ def _computations(caplog: pytest.LogCaptureFixture) -> int:
 def test_conditioning_computed_once_per_voice(
     engine: XttsEngine, library: VoiceLibrary, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "wyoming_polytts.engines.xtts_conditioning")
+    caplog.set_level(logging.INFO, "wyoming_polytts.engines.xtts.conditioning")
     cache_file = library.root / "grandma" / "cache" / "xtts" / CACHE_FILE
 
     _assert_audio(_first_piece(engine, "Hallo.", "grandma"))

@@ -23,12 +23,12 @@ import soundfile
 import torch
 
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.xtts import XttsEngine
-from wyoming_polytts.engines.xtts_checkpoint import is_legacy
-from wyoming_polytts.engines.xtts_conditioning import compute_conditioning
-from wyoming_polytts.engines.xtts_model import build_model
-from wyoming_polytts.engines.xtts_options import XttsOptions
-from wyoming_polytts.engines.xtts_weights import read_speaker_names
+from wyoming_polytts.engines.xtts.checkpoint import is_legacy
+from wyoming_polytts.engines.xtts.conditioning import compute_conditioning
+from wyoming_polytts.engines.xtts.engine import XttsEngine
+from wyoming_polytts.engines.xtts.model import build_model
+from wyoming_polytts.engines.xtts.options import XttsOptions
+from wyoming_polytts.engines.xtts.weights import read_speaker_names
 from wyoming_polytts.errors import SynthesisError
 
 from .xtts_fixture import SPEAKERS, TINY_SETTINGS, reference_audio

@@ -24,9 +24,9 @@ import soundfile
 from wyoming.client import AsyncTcpClient
 
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
-from wyoming_polytts.engines.zipvoice import ZipVoiceEngine
-from wyoming_polytts.engines.zipvoice_options import ZipVoiceOptions
-from wyoming_polytts.engines.zipvoice_prompt import trim
+from wyoming_polytts.engines.zipvoice.engine import ZipVoiceEngine
+from wyoming_polytts.engines.zipvoice.options import ZipVoiceOptions
+from wyoming_polytts.engines.zipvoice.prompt import trim
 from wyoming_polytts.errors import (
     EngineUnavailableError,
     InvalidRequestError,
@@ -34,7 +34,7 @@ from wyoming_polytts.errors import (
     VoiceNotFoundError,
 )
 from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav says
-from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
+from wyoming_polytts.library.library import VoiceLibrary, VoiceMeta
 
 from .helpers import TIMEOUT, ServerProcess, assert_speech_like, describe, synthesize
 from .test_voice_library import LIMITS
@@ -189,7 +189,7 @@ def _preparations(caplog: pytest.LogCaptureFixture, voice: str) -> int:
 def test_prompt_prepared_once_and_again_when_the_transcript_changes(
     engine: ZipVoiceEngine, library: VoiceLibrary, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "wyoming_polytts.engines.zipvoice_prompt")
+    caplog.set_level(logging.INFO, "wyoming_polytts.engines.zipvoice.prompt")
     first = _speak(engine, voice="ann")
     _speak(engine, voice="ann")
     assert _preparations(caplog, "ann") == 1, "the second request prepared the prompt again"
@@ -210,7 +210,7 @@ def test_long_prompt_is_cut_at_a_sentence(
     zipvoice.load()
     whole = _engine(tiny_zipvoice, library, tmp_path)
     whole.load()
-    caplog.set_level(logging.WARNING, "wyoming_polytts.engines.zipvoice_prompt")
+    caplog.set_level(logging.WARNING, "wyoming_polytts.engines.zipvoice.prompt")
     trimmed = _speak(zipvoice)
     [record] = [r for r in caplog.records if "ZipVoice: the recording of voice joe" in r.message]
     assert "transcript 'The front door is locked and the garage door is closed.'" in record.message
@@ -362,7 +362,7 @@ def real_zipvoice(tmp_path: Path, library: VoiceLibrary) -> Iterator[ZipVoiceEng
     on CUDA when this sherpa-onnx build has it), with more ``engines.zipvoice`` options as
     JSON in ZIPVOICE_OPTIONS (e.g. ``{"runtime": "torch"}`` on a GPU machine with the
     official package and model.pt, model.json, tokens.txt in the folder)."""
-    from wyoming_polytts.engines.zipvoice_runtime import cuda_available
+    from wyoming_polytts.engines.zipvoice.runtime import cuda_available
 
     folder = os.environ.get("ZIPVOICE_MODEL_DIR")
     if not folder:

@@ -22,16 +22,17 @@ import numpy as np
 import pytest
 import soundfile
 
-from wyoming_polytts.audio import shorten_silences
-from wyoming_polytts.engines.base import ReferenceVoice, SynthesisRequest
-from wyoming_polytts.engines.zipvoice import ZipVoiceEngine
-from wyoming_polytts.engines.zipvoice_options import ZipVoiceOptions
-from wyoming_polytts.engines.zipvoice_prompt import PromptCache
-from wyoming_polytts.engines.zipvoice_tokens import Tokenizer
-from wyoming_polytts.engines.zipvoice_vocoder import VOCODER_NAME, download_vocoder
+from wyoming_polytts.common.audio import shorten_silences
+from wyoming_polytts.common.reference_voice import ReferenceVoice
+from wyoming_polytts.engines.base import SynthesisRequest
+from wyoming_polytts.engines.zipvoice.engine import ZipVoiceEngine
+from wyoming_polytts.engines.zipvoice.options import ZipVoiceOptions
+from wyoming_polytts.engines.zipvoice.prompt import PromptCache
+from wyoming_polytts.engines.zipvoice.tokens import Tokenizer
+from wyoming_polytts.engines.zipvoice.vocoder import VOCODER_NAME, download_vocoder
 from wyoming_polytts.errors import EngineUnavailableError
 from wyoming_polytts.gpu_check.recording import TRANSCRIPT  # what reference_wav says
-from wyoming_polytts.voice_library import VoiceLibrary, VoiceMeta
+from wyoming_polytts.library.library import VoiceLibrary, VoiceMeta
 
 from .test_voice_library import LIMITS
 from .test_zipvoice import _context

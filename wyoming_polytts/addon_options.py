@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .common.schema import from_dict
 from .config import Config, parse_config
 from .const import DEFAULT_VOICE
 from .errors import ConfigError
-from .schema import from_dict
 
 WYOMING_URI = "tcp://0.0.0.0:10200"
 """Inside the container; Home Assistant reaches it as ``tcp://<add-on hostname>:10200``."""

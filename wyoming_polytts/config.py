@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 import yaml
 
+from .common.schema import from_dict
 from .const import DEFAULT_VOICE, DEFAULT_WYOMING_URI
 from .engines import parse_engine_options
 from .engines.base import EngineOptions
 from .errors import ConfigError
-from .memory import parse_budget
-from .schema import from_dict
+from .pool.memory import parse_budget
 
 
 def _require_positive(section: str, **values: float) -> None:

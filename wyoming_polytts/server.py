@@ -8,20 +8,20 @@ from urllib.parse import urlparse
 
 from openai_shim import start_http
 
-from .catalog import Catalog
-from .clients import Clients
 from .config import Config
 from .engines import create_engines
 from .engines.base import EngineContext
 from .errors import ConfigError
-from .handler import HandlerSettings
-from .listener import raise_file_limit
-from .memory import format_bytes, resolve_budget
-from .pool import EnginePool, LifecycleSettings
-from .reference_audio import AudioLimits
+from .library.library import VoiceLibrary
+from .library.reference_audio import AudioLimits
+from .net.clients import Clients
+from .net.listener import raise_file_limit
+from .pool.memory import format_bytes, resolve_budget
+from .pool.pool import EnginePool, LifecycleSettings
 from .shutdown import stop_serving
-from .voice_library import VoiceLibrary
-from .wyoming_server import WyomingServer
+from .speech.catalog import Catalog
+from .wyoming.handler import HandlerSettings
+from .wyoming.server import WyomingServer
 
 _LOGGER = logging.getLogger(__name__)
 

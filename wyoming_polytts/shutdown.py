@@ -28,9 +28,9 @@ from typing import NoReturn
 
 from openai_shim.server import HttpServer
 
-from .in_flight import InFlight
-from .pool import EnginePool
-from .wyoming_server import WyomingServer
+from .net.in_flight import InFlight
+from .pool.pool import EnginePool
+from .wyoming.server import WyomingServer
 
 _LOGGER = logging.getLogger(__name__)
 

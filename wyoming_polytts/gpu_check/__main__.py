@@ -13,8 +13,8 @@ from pathlib import Path
 from ..engines import EngineSetupError, create_engines
 from ..engines.base import EngineContext
 from ..errors import ConfigError
-from ..reference_audio import AudioLimits
-from ..voice_library import VoiceLibrary, VoiceMeta
+from ..library.library import VoiceLibrary, VoiceMeta
+from ..library.reference_audio import AudioLimits
 from .gpu_tests import gpu_test_environment, run_gpu_tests
 from .measure import CLONED_VOICE, EngineResult, Transcribe, check_engine
 from .recording import TRANSCRIPT, piper_recording

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..common.language import match_language
 from ..engines.base import Engine, SynthesisRequest, VoiceInfo
 from ..errors import PolyttsError
-from ..language import match_language
-from ..memory import LoadMeter
+from ..pool.memory import LoadMeter
 from .wer import word_error_rate
 
 _LOGGER = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..memory import format_bytes
+from ..pool.memory import format_bytes
 from .measure import EngineResult
 
 

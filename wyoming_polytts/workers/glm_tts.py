@@ -34,12 +34,12 @@ from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize
 
 from .. import __version__
-from ..audio import to_int16
+from ..common.audio import to_int16
+from ..common.reference_voice import ReferenceVoice
 from ..const import CHANNELS, SAMPLE_WIDTH
-from ..engines.base import ReferenceVoice
 from ..errors import InvalidRequestError, InvalidTextError, PolyttsError, VoiceNotFoundError
-from ..reference_audio import AudioLimits
-from ..voice_library import VoiceLibrary
+from ..library.library import VoiceLibrary
+from ..library.reference_audio import AudioLimits
 from .glm_tts_model import ModelFactory, ModelLoadError, ModelSettings, SpeechModel
 
 _LOGGER = logging.getLogger("glm_tts_worker")

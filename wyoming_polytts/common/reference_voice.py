@@ -1,0 +1,47 @@
+"""Cloned voices as cloning engines see them, and where engines find them.
+
+The voice library provides them; cloning engines read them. Neither side imports
+the other: both meet at this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ReferenceVoice:
+    """A voice of the voice library, as an engine that clones sees it."""
+
+    id: str
+    """Library name, unique among library voices."""
+
+    audio_path: Path
+    """Reference recording: mono WAV, silence trimmed."""
+
+    transcript: str | None
+    """What the recording says, when known (some engines need it)."""
+
+    languages: list[str]
+    """Languages in ``en_US`` style; the first is the default."""
+
+    description: str
+    cache_dir: Path
+    """Folder where an engine may keep caches for this voice (e.g. conditioning latents)."""
+
+
+class ReferenceVoices(Protocol):
+    """Where cloning engines find the voice library's voices."""
+
+    def for_engine(self, engine: str) -> list[ReferenceVoice]:
+        """Library voices that ``engine`` may use, read fresh on every call."""
+        ...
+
+
+class NoReferenceVoices:
+    """An empty voice library."""
+
+    def for_engine(self, engine: str) -> list[ReferenceVoice]:
+        return []
