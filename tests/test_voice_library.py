@@ -176,9 +176,9 @@ def test_crash_during_a_metadata_change_is_cleaned_at_start(
         "import os, sys\n"
         "from pathlib import Path\n"
         "from tests.test_voice_library import LIMITS\n"
-        "from wyoming_polytts import library_files, voice_library\n"
-        "library_files.os.replace = lambda *a: os._exit(9)\n"
-        "lib = voice_library.VoiceLibrary(Path(sys.argv[1]), LIMITS)\n"
+        "from wyoming_polytts.library import files, library\n"
+        "files.os.replace = lambda *a: os._exit(9)\n"
+        "lib = library.VoiceLibrary(Path(sys.argv[1]), LIMITS)\n"
         "lib.update('kept', {'description': 'after'})\n"
     )
     result = subprocess.run(
@@ -209,10 +209,10 @@ def test_crash_between_write_and_rename_leaves_library_readable(
         "import os, sys\n"
         "from pathlib import Path\n"
         "from tests.test_voice_library import LIMITS\n"
-        "from wyoming_polytts import voice_library\n"
-        "voice_library.os.rename = lambda *a: os._exit(9)\n"
-        "lib = voice_library.VoiceLibrary(Path(sys.argv[1]), LIMITS)\n"
-        "lib.add('half', Path(sys.argv[2]).read_bytes(), voice_library.VoiceMeta())\n"
+        "from wyoming_polytts.library import library\n"
+        "library.os.rename = lambda *a: os._exit(9)\n"
+        "lib = library.VoiceLibrary(Path(sys.argv[1]), LIMITS)\n"
+        "lib.add('half', Path(sys.argv[2]).read_bytes(), library.VoiceMeta())\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", crash, str(library.root), str(reference_wav)],

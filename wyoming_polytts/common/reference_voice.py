@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import SynthesisError
+from .file_cache import FileKey, file_key
+
 
 @dataclass(frozen=True)
 class ReferenceVoice:
@@ -30,6 +33,16 @@ class ReferenceVoice:
     description: str
     cache_dir: Path
     """Folder where an engine may keep caches for this voice (e.g. conditioning latents)."""
+
+
+def recording_key(voice: ReferenceVoice) -> tuple[Path, FileKey]:
+    """Which recording the voice has now, for caches of what is made from it; raises
+    :class:`SynthesisError` when the recording is missing."""
+    path = voice.audio_path
+    try:
+        return path, file_key(path)
+    except OSError as err:
+        raise SynthesisError(f"reference audio {path} is missing: {err.strerror}") from err
 
 
 class ReferenceVoices(Protocol):

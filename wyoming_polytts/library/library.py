@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from ..common.echo import clip
+from ..common.file_cache import FileCache
 from ..common.reference_voice import ReferenceVoice
 from ..errors import (
     ConfigError,
@@ -111,7 +112,8 @@ class VoiceLibrary:
     def __init__(self, root: Path, limits: AudioLimits) -> None:
         self.root = root
         self.limits = limits
-        self._meta_cache: dict[Path, tuple[int, VoiceMeta]] = {}
+        self._metas = FileCache(read_meta)
+        """voice.yaml files as read, kept until they change."""
 
     def cleanup(self) -> None:
         """Remove what an interrupted add, delete or metadata change left behind: hidden
@@ -155,7 +157,7 @@ class VoiceLibrary:
         if (outside := self._outside(folder)) is not None:
             return LibraryVoice(folder.name, folder, VoiceMeta(), outside)
         try:
-            meta = self._meta(path)
+            meta = self._metas.get(path)
         except FileNotFoundError:
             return LibraryVoice(folder.name, folder, VoiceMeta(), f"{META_FILE} is missing")
         except (OSError, ValueError, yaml.YAMLError, ConfigError) as err:
@@ -178,18 +180,10 @@ class VoiceLibrary:
                 return f"{inside} links outside the voice folder"
         return None
 
-    def _meta(self, path: Path) -> VoiceMeta:
-        mtime = path.stat().st_mtime_ns
-        cached = self._meta_cache.get(path)
-        if cached is None or cached[0] != mtime:
-            cached = (mtime, read_meta(path))
-            self._meta_cache[path] = cached
-        return cached[1]
-
     def _stored_meta(self, folder: Path) -> VoiceMeta:
         """The voice's metadata, or what can be salvaged when its voice.yaml is broken."""
         try:
-            return self._meta(folder / META_FILE)
+            return self._metas.get(folder / META_FILE)
         except (OSError, ValueError, yaml.YAMLError, ConfigError):
             return salvage_meta(folder)
 

@@ -35,6 +35,7 @@ from wyoming.tts import Synthesize
 
 from .. import __version__
 from ..common.audio import to_int16
+from ..common.file_cache import FileKey, file_key
 from ..common.reference_voice import ReferenceVoice
 from ..const import CHANNELS, SAMPLE_WIDTH
 from ..errors import InvalidRequestError, InvalidTextError, PolyttsError, VoiceNotFoundError
@@ -63,14 +64,13 @@ class PromptCache:
     def __init__(self, model: SpeechModel, run: Callable[..., Any]) -> None:
         self._model = model
         self._run = run
-        self._entries: dict[str, tuple[tuple[int, int, str], Any]] = {}
+        self._entries: dict[str, tuple[tuple[FileKey, str], Any]] = {}
 
     async def get(self, voice: ReferenceVoice, transcript: str) -> Any:
         try:
-            stat = voice.audio_path.stat()
+            key = (file_key(voice.audio_path), transcript)
         except OSError as err:
             raise InvalidRequestError(f"voice '{voice.id}': no recording ({err})") from err
-        key = (stat.st_mtime_ns, stat.st_size, transcript)
         cached = self._entries.get(voice.id)
         if cached is not None and cached[0] == key:
             return cached[1]

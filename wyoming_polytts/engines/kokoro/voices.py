@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...common.echo import clip
+from ...common.file_cache import FileCache
 from ...errors import EngineUnavailableError, VoiceNotFoundError
 
 _LOGGER = logging.getLogger(__name__)
@@ -133,7 +134,9 @@ class VoiceFiles:
 
     def __init__(self, sources: list[Path]) -> None:
         self._sources = sources
-        self._listing: dict[Path, tuple[float, dict[str, _Where]]] = {}
+        self._listings = FileCache(_listing)
+        """What each source holds, listed again when the source changes."""
+
         self._packs: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -141,25 +144,9 @@ class VoiceFiles:
         """Voice name to where its pack is."""
         found: dict[str, _Where] = {}
         for source in self._sources:
-            for name, where in self._list(source).items():
+            for name, where in self._listings.get_or(source, {}).items():
                 found.setdefault(name, where)
         return found
-
-    def _list(self, source: Path) -> dict[str, _Where]:
-        try:
-            mtime = source.stat().st_mtime
-        except OSError:
-            return {}
-        cached = self._listing.get(source)
-        if cached is None or cached[0] != mtime:
-            try:
-                listing = _scan(source)
-            except (OSError, ValueError, zipfile.BadZipFile) as err:
-                _LOGGER.warning("Skipping Kokoro voices in %s: %s", source, err)
-                listing = {}
-            cached = (mtime, listing)
-            self._listing[source] = cached
-        return cached[1]
 
     def pack(self, name: str) -> np.ndarray:
         """The style pack of ``name`` as rows of STYLE_WIDTH floats."""
@@ -177,6 +164,15 @@ class VoiceFiles:
         """Drop the packs read so far (they are read again on use)."""
         with self._lock:
             self._packs.clear()
+
+
+def _listing(source: Path) -> dict[str, _Where]:
+    """The packs in ``source``; none (with a warning) when it cannot be read."""
+    try:
+        return _scan(source)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        _LOGGER.warning("Skipping Kokoro voices in %s: %s", source, err)
+        return {}
 
 
 def _scan(source: Path) -> dict[str, _Where]:

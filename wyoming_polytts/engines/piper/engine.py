@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...common.echo import clip
+from ...common.file_cache import FileCache
 from ...errors import EngineUnavailableError, InvalidRequestError
 from ..base import (
     Attribution,
@@ -119,7 +120,9 @@ class PiperEngine(Engine):
         self._download_dir = context.cache_dir / "piper"
         self._loaded: dict[str, _LoadedVoice] = {}
         self._load_lock = threading.Lock()
-        self._meta_cache: dict[Path, tuple[float, dict[str, Any]]] = {}
+        self._configs = FileCache(_read_json)
+        """Voices' ``.onnx.json`` configs as read, kept until they change."""
+
         self._missing: dict[str, str] = {}
 
     # --- voices -----------------------------------------------------------
@@ -143,26 +146,18 @@ class PiperEngine(Engine):
                     found.setdefault(model.name.removesuffix(".onnx"), model)
         return found
 
-    def _meta(self, config: Path) -> dict[str, Any]:
-        mtime = config.stat().st_mtime
-        cached = self._meta_cache.get(config)
-        if cached is None or cached[0] != mtime:
-            cached = (mtime, json.loads(config.read_text(encoding="utf-8")))
-            self._meta_cache[config] = cached
-        return cached[1]
-
     def _files(self, voice_id: str) -> _VoiceFiles | None:
         model = self._find_local().get(voice_id)
         if model is None:
             return None
         config = model.with_name(model.name + ".json")
-        return _VoiceFiles(model, config, self._meta(config))
+        return _VoiceFiles(model, config, self._configs.get(config))
 
     def voices(self) -> list[VoiceInfo]:
         infos = []
         for voice_id, model in self._find_local().items():
             try:
-                meta = self._meta(model.with_name(model.name + ".json"))
+                meta = self._configs.get(model.with_name(model.name + ".json"))
             except (OSError, ValueError) as err:
                 _LOGGER.warning("Skipping Piper voice %s: unreadable config (%s)", voice_id, err)
                 continue
@@ -260,7 +255,7 @@ class PiperEngine(Engine):
                     f"download from {VOICES_REPO} failed: {type(err).__name__}: {err}"
                 ) from err
         model, config = paths
-        return _VoiceFiles(model, config, self._meta(config))
+        return _VoiceFiles(model, config, self._configs.get(config))
 
     # --- synthesis --------------------------------------------------------
 
@@ -299,6 +294,11 @@ class PiperEngine(Engine):
             for audio in voice.model.pieces(sentence, early):
                 yield (np.clip(audio, -1.0, 1.0) * _INT16_MAX).astype(np.int16)
             early = False
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _or_default(value: float | None, default: float) -> float:

@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...common.file_cache import file_key
+
 _DECODER_FIRST_NODE = "/dec/conv_pre/Conv"
 """The decoder's first layer in graphs exported by Piper's training code."""
 
@@ -47,8 +49,7 @@ def split_model(model: Path, cache: Path) -> SplitModel | None:
 
 
 def _cache_key(model: Path) -> str:
-    stat = model.stat()
-    identity = f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    identity = f"{model.resolve()}:{file_key(model)}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return f"{model.name.removesuffix('.onnx')}-{digest}"
 

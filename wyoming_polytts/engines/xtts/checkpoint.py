@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ...common.file_cache import file_key
 from ...errors import EngineUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ def loadable_checkpoint(source: Path, cache: Path) -> Path:
     """The ``model.pth`` coqui-tts can load without rewriting it: ``source`` itself, or
     its converted copy in ``cache`` (made now when missing or stale)."""
     converted, tag_file = cache / CONVERTED, cache / _SOURCE_TAG
-    stat = source.stat()
-    tag = f"{source.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}\n"
+    key = file_key(source)
+    tag = f"{source.resolve()}\n{key.size}\n{key.mtime_ns}\n"
     if converted.is_file() and _read(tag_file) == tag:
         return converted
     if not is_legacy(source):

@@ -24,7 +24,8 @@ import numpy as np
 import soundfile
 import torch
 
-from ...common.reference_voice import ReferenceVoice
+from ...common.file_cache import FileKey
+from ...common.reference_voice import ReferenceVoice, recording_key
 from ...errors import SynthesisError
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ class Conditioning:
 
 @dataclass(frozen=True)
 class _Entry:
-    signature: tuple[str, int, int]
-    """Path, size and mtime of the recording the latents came from."""
+    signature: tuple[Path, FileKey]
+    """The recording the latents came from (see :func:`recording_key`)."""
 
     conditioning: Conditioning
 
@@ -94,7 +95,7 @@ class ConditioningCache:
         with self._guard:
             lock = self._locks.setdefault(voice.id, threading.Lock())
         with lock:  # one computation per voice, even with concurrent requests
-            signature = _signature(voice.audio_path)
+            signature = recording_key(voice)
             entry = self._entries.get(voice.id)
             if entry is not None and entry.signature == signature:
                 return entry.conditioning
@@ -136,14 +137,6 @@ class ConditioningCache:
         except OSError as err:  # a read-only library still works, just without the disk cache
             _LOGGER.warning("Cannot write XTTS conditioning cache %s: %s", path, err)
             partial.unlink(missing_ok=True)
-
-
-def _signature(path: Path) -> tuple[str, int, int]:
-    try:
-        stat = path.stat()
-    except OSError as err:
-        raise SynthesisError(f"reference audio {path} is missing: {err.strerror}") from err
-    return str(path), stat.st_size, stat.st_mtime_ns
 
 
 def _sha256(path: Path) -> str:

@@ -10,14 +10,14 @@ coqui-tts are imported only when the engine loads.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ...common.file_cache import FileCache
 from ...common.language import LanguageDetector, locale_style, match_language
 from ...common.reference_voice import ReferenceVoice
 from ...common.text import split_long
@@ -60,8 +60,6 @@ needs seconds to sound like anyone)."""
 
 _MISSING: str | None = "it is missing"
 
-_Signature = tuple[int, int]
-
 
 class XttsEngine(Engine):
     """One XTTS-v2 model shared by all requests, with studio and cloned voices."""
@@ -86,8 +84,10 @@ class XttsEngine(Engine):
         self._loaded: LoadedModel | None = None
         self._conditioning: ConditioningCache | None = None
         self._detector: LanguageDetector | None = None
-        self._files: dict[Path, tuple[_Signature, Any]] = {}
-        self._files_lock = threading.Lock()
+        self._configs = FileCache(read_config)
+        self._speakers = FileCache(read_speaker_names)
+        self._problems = FileCache(_reference_problem)
+        """Why a library voice's recording cannot be used, per recording."""
 
     # --- voices -----------------------------------------------------------
 
@@ -95,30 +95,15 @@ class XttsEngine(Engine):
     def _folder(self) -> Path:
         return self._configured_dir or self._download_dir
 
-    def _cached_read(self, path: Path, read: Callable[[Path], T], empty: T) -> T:
-        """``read(path)``, redone only when the file changes; ``empty`` when it is absent."""
-        try:
-            stat = path.stat()
-        except OSError:
-            return empty
-        signature = (stat.st_size, stat.st_mtime_ns)
-        with self._files_lock:
-            cached = self._files.get(path)
-            if cached is None or cached[0] != signature:
-                cached = (signature, read(path))
-                self._files[path] = cached
-            result: T = cached[1]
-            return result
-
     def _checkpoint_config(self) -> dict[str, Any]:
-        return self._cached_read(self._folder / "config.json", read_config, {})
+        return self._configs.get_or(self._folder / "config.json", {})
 
     def languages(self) -> list[str]:
         """XTTS language codes of the checkpoint (``en``, ``zh-cn``...)."""
         return list(self._checkpoint_config().get("languages") or _LANGUAGES)
 
     def _studio_names(self) -> list[str]:
-        return self._cached_read(self._folder / SPEAKERS_FILE, read_speaker_names, [])
+        return self._speakers.get_or(self._folder / SPEAKERS_FILE, [])
 
     def _library(self) -> list[ReferenceVoice]:
         return self.context.reference_voices.for_engine(self.name)
@@ -147,7 +132,7 @@ class XttsEngine(Engine):
                 continue  # a studio speaker keeps its name
             # Its own languages first (the first is its default), then all others XTTS speaks.
             others = [code for code in languages if not match_language(code, voice.languages)]
-            problem = self._cached_read(voice.audio_path, _reference_problem, _MISSING)
+            problem = self._problems.get_or(voice.audio_path, _MISSING)
             infos.append(
                 VoiceInfo(
                     id=voice.id,

@@ -17,6 +17,7 @@ import torch
 from TTS.tts.configs.xtts_config import XttsConfig
 from TTS.tts.models.xtts import Xtts
 
+from ...common.file_cache import file_key
 from ...errors import EngineUnavailableError, SynthesisError
 from .checkpoint import loadable_checkpoint
 from .options import XttsOptions
@@ -67,7 +68,7 @@ def load_model(folder: Path, options: XttsOptions, threads: int, cache: Path) ->
     checkpoint = loadable_checkpoint(folder / "model.pth", cache)
     model, deepspeed = build_model(folder, checkpoint, deepspeed)
     model.to(device)
-    stat = (folder / "model.pth").stat()
+    key = file_key(folder / "model.pth")
     _LOGGER.info(
         "Loaded XTTS from %s on %s%s%s",
         folder,
@@ -75,7 +76,7 @@ def load_model(folder: Path, options: XttsOptions, threads: int, cache: Path) ->
         " (float16)" if half else "",
         " with DeepSpeed" if deepspeed else "",
     )
-    return LoadedModel(model, device, half, f"{stat.st_size}:{stat.st_mtime_ns}")
+    return LoadedModel(model, device, half, str(key))
 
 
 def build_model(folder: Path, checkpoint: Path, deepspeed: bool) -> tuple[Xtts, bool]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ...common.audio import shorten_silences
-from ...common.reference_voice import ReferenceVoice
+from ...common.reference_voice import ReferenceVoice, recording_key
 from ...errors import SynthesisError
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class PromptCache:
         """The voice's prompt; raises :class:`SynthesisError` for an unusable recording."""
         if not voice.transcript:
             raise SynthesisError(f"voice {voice.id} has no transcript")
-        key = f"{voice.id}:{_signature(voice.audio_path)}:{hash(voice.transcript)}"
+        path, recording = recording_key(voice)
+        key = f"{voice.id}:{path}:{recording}:{hash(voice.transcript)}"
         with self._lock:
             prompt = self._prompts.get(voice.id)
             if prompt is None or prompt.key != key:
@@ -158,11 +159,3 @@ def _read(path: Path, rate: int) -> np.ndarray:
     if file_rate != rate:
         mono = soxr.resample(mono, file_rate, rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
-
-
-def _signature(path: Path) -> str:
-    try:
-        stat = path.stat()
-    except OSError as err:
-        raise SynthesisError(f"reference audio {path} is missing: {err.strerror}") from err
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
