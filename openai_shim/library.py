@@ -69,6 +69,7 @@ async def create_voice(request: web.Request) -> web.Response:
     if audio is None:
         raise InvalidRequestError("give the reference recording as 'file' (form) or 'audio' (JSON)")
     voice = await asyncio.to_thread(request.app[LIBRARY].add, name, audio, meta)
+    request.app[CATALOG].invalidate()  # usable at once, through both front doors
     return web.json_response(_describe_one(request, voice), status=201)
 
 
@@ -85,12 +86,14 @@ async def update_voice(request: web.Request) -> web.Response:
         changes["name"] = changes.pop("display_name")
     library = request.app[LIBRARY]
     voice = await asyncio.to_thread(library.update, request.match_info["voice_id"], changes)
+    request.app[CATALOG].invalidate()
     return web.json_response(_describe_one(request, voice))
 
 
 async def delete_voice(request: web.Request) -> web.Response:
     voice_id = request.match_info["voice_id"]
     await asyncio.to_thread(request.app[LIBRARY].remove, voice_id)
+    request.app[CATALOG].invalidate()
     return web.json_response({"id": voice_id, "object": "audio.voice.deleted", "deleted": True})
 
 

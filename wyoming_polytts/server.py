@@ -65,7 +65,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     library = build_library(config)
     library.cleanup()
     pool = build_pool(config, library)
-    catalog = Catalog(pool, settings.default_voice)
+    catalog = Catalog(pool, settings.default_voice, settings.catalog_refresh_interval)
     clients = Clients(settings.limits)
     pool.metrics.watch_clients(clients.held)
     await pool.prepare()

@@ -49,7 +49,13 @@ class ReferenceVoices(Protocol):
     """Where cloning engines find the voice library's voices."""
 
     def for_engine(self, engine: str) -> list[ReferenceVoice]:
-        """Library voices that ``engine`` may use, read fresh on every call."""
+        """Library voices that ``engine`` may use, read fresh on every call (for the
+        engine's voice list)."""
+        ...
+
+    def find(self, engine: str, voice_id: str) -> ReferenceVoice | None:
+        """The library voice ``voice_id`` if ``engine`` may use it, read fresh from its
+        own folder alone (for a request)."""
         ...
 
 
@@ -58,3 +64,6 @@ class NoReferenceVoices:
 
     def for_engine(self, engine: str) -> list[ReferenceVoice]:
         return []
+
+    def find(self, engine: str, voice_id: str) -> ReferenceVoice | None:
+        return None

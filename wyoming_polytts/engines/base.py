@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -181,6 +181,8 @@ class Engine(ABC):
         self.load_progress: LoadProgress | None = None
         """Set through :meth:`report_progress` while loading; the pool clears it."""
 
+        self._voice_watchers: list[Callable[[], None]] = []
+
     @property
     def concurrency(self) -> int:
         """How many ``synthesize`` calls may run at once."""
@@ -237,9 +239,23 @@ class Engine(ABC):
     def voices(self) -> list[VoiceInfo]:
         """Voices this engine can speak with.
 
-        Called on the event loop for every describe, so it must be cheap: it may
-        read small metadata files but never loads weights.
+        Called on the event loop when the catalog is refreshed (on a describe, a voice
+        listing, a change of the voice library or engine, and at an interval), never
+        per request, so a new file in the engine's folders shows then. It must be
+        cheap: it may list folders and read small metadata files but never loads weights.
         """
+
+    def watch_voices(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` called whenever :meth:`voices` answers differently because
+        of something the engine learned by itself (see :meth:`voices_changed`)."""
+        self._voice_watchers.append(callback)
+
+    def voices_changed(self) -> None:
+        """Tell the watchers (the catalog) that :meth:`voices` answers differently now,
+        without a file having changed: an upstream's voices came, went, or showed their
+        rate. Safe from any thread."""
+        for callback in self._voice_watchers:
+            callback()
 
     def dynamic_voice(self, name: str) -> VoiceInfo | None:
         """A voice not in :meth:`voices` that the engine builds from its name, or None.

@@ -152,6 +152,13 @@ class VoiceLibrary:
             if voice.error is None and voice.allows(engine)
         ]
 
+    def find(self, engine: str, voice_id: str) -> ReferenceVoice | None:
+        folder = self.root / voice_id
+        if not NAME.fullmatch(voice_id) or not folder.is_dir():
+            return None
+        voice = self._read(folder)
+        return voice.reference(engine) if voice.error is None and voice.allows(engine) else None
+
     def _read(self, folder: Path) -> LibraryVoice:
         path = folder / META_FILE
         if (outside := self._outside(folder)) is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from ..engines.base import Engine, SynthesisRequest
@@ -96,6 +96,15 @@ class EnginePool:
     def memory_budget(self) -> int | None:
         """Bytes all loaded engines may hold together; None: no budget."""
         return self._lifecycle.settings.memory_budget
+
+    def watch_voices(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` called whenever what an engine advertises may have changed:
+        its state moved (a failed engine's voices cannot be used; a load finds voices),
+        or the engine says its voices changed (from its own thread, see
+        :meth:`Engine.voices_changed`)."""
+        for runner in self._runners.values():
+            runner.slot.watch(callback)
+            runner.engine.watch_voices(callback)
 
     def status(self, name: str) -> EngineStatus:
         return self._runners[name].status(self._lifecycle.footprint(name))

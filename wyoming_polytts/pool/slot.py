@@ -16,8 +16,10 @@ refused and stays until a load succeeds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from types import EllipsisType
 
 
 class EngineState(StrEnum):
@@ -84,6 +86,11 @@ class EngineSlot:
         self.name = name
         self._state = EngineState.UNLOADED
         self._error: str | None = None
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` called after every move (its error already set)."""
+        self._watchers.append(callback)
 
     @property
     def state(self) -> EngineState:
@@ -98,17 +105,14 @@ class EngineSlot:
         self._move("begin_load")
 
     def loaded(self) -> None:
-        self._move("loaded")
-        self._error = None
+        self._move("loaded", None)
 
     def failed(self, error: str) -> None:
-        self._move("failed")
-        self._error = error
+        self._move("failed", error)
 
     def refused(self, reason: str) -> None:
         """Not loaded after all: it would not fit the memory budget."""
-        self._move("refused")
-        self._error = reason
+        self._move("refused", reason)
 
     def cancelled(self) -> None:
         """A load given up before it began (the server is stopping)."""
@@ -124,9 +128,7 @@ class EngineSlot:
     def unloaded(self, reason: str | None = None) -> None:
         """Unloaded; ``reason`` is kept as the error when the unload undid a load that
         went over the memory budget."""
-        self._move("unloaded")
-        if reason is not None:
-            self._error = reason
+        self._move("unloaded", ... if reason is None else reason)
 
     def note(self, reason: str) -> None:
         """Say why an unloaded engine was not loaded (e.g. not preloaded for the budget)."""
@@ -136,8 +138,13 @@ class EngineSlot:
             )
         self._error = reason
 
-    def _move(self, move: str) -> None:
+    def _move(self, move: str, error: str | EllipsisType | None = ...) -> None:
+        """Make ``move``, and set the error unless it is ``...`` (kept as it is)."""
         sources, target = _MOVES[move]
         if self._state not in sources:
             raise IllegalTransition(f"engine {self.name}: cannot {move} while {self._state}")
         self._state = target
+        if error is not ...:
+            self._error = error
+        for callback in self._watchers:
+            callback()

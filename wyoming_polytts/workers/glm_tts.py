@@ -134,7 +134,7 @@ class Worker:
         """The library voice called ``name`` and its transcript."""
         if not name:
             raise InvalidRequestError("name a voice: GLM-TTS speaks only with cloned voices")
-        voice = next((v for v in self.library.for_engine(ENGINE) if v.id == name), None)
+        voice = self.library.find(ENGINE, name)
         if voice is None:
             raise VoiceNotFoundError(f"no voice '{name}' in the voice library for {ENGINE}")
         if not voice.transcript:

@@ -170,7 +170,7 @@ class TtsEventHandler:
 
     async def _dispatch(self, event: Event, answering: asyncio.Task[None]) -> None:
         if Describe.is_type(event.type):
-            await self._out.write(build_info(self._catalog).event())
+            await self._out.write(build_info(self._catalog.refresh()).event())
         elif SynthesizeStart.is_type(event.type):
             stream = self._open_stream(SynthesizeStart.from_event(event).voice)
             await self._enqueue(lambda: self._speak_stream(stream), answering)

@@ -9,11 +9,11 @@ from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeake
 
 from .. import __version__
 from ..const import PROGRAM_DESCRIPTION, PROGRAM_NAME, PROGRAM_URL
-from ..speech.catalog import Catalog, CatalogVoice
+from ..speech.catalog import CatalogVoice
 
 
-def build_info(catalog: Catalog) -> Info:
-    """Describe the server and all its voices."""
+def build_info(voices: list[CatalogVoice]) -> Info:
+    """Describe the server and all its ``voices``."""
     return Info(
         tts=[
             TtsProgram(
@@ -22,7 +22,7 @@ def build_info(catalog: Catalog) -> Info:
                 attribution=Attribution(name=PROGRAM_NAME, url=PROGRAM_URL),
                 installed=True,
                 version=__version__,
-                voices=[_voice(v) for v in catalog.voices()],
+                voices=[_voice(v) for v in voices],
                 supports_synthesize_streaming=True,
             )
         ]

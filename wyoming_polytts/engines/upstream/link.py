@@ -71,14 +71,21 @@ class Link(ABC):
     """Requests share one connection (which must then be drained, never dropped)."""
 
     def __init__(
-        self, label: str, timings: LinkTimings, on_info: Callable[[UpstreamInfo], None]
+        self,
+        label: str,
+        timings: LinkTimings,
+        on_info: Callable[[UpstreamInfo], None],
+        on_change: Callable[[], None],
     ) -> None:
+        """``on_info`` gets every fresh ``info`` of the upstream; ``on_change`` is called
+        when the link's state or error changes (both on the link's loop)."""
         self.label = label
         self.timings = timings
         self.state = LinkState.STOPPED
         self.error: str | None = None
         self.since = time.time()
         self._on_info = on_info
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self._attempted = asyncio.Event()
         self._wake = asyncio.Event()
@@ -121,7 +128,10 @@ class Link(ABC):
                 _LOGGER.warning("Upstream %s is down: %s", self.label, error)
             elif state is LinkState.UP:
                 _LOGGER.info("Upstream %s is up", self.label)
+        changed = (state, error) != (self.state, self.error)
         self.state, self.error = state, error
+        if changed:
+            self._on_change()
 
     def _set_up(self, info: UpstreamInfo) -> None:
         self._on_info(info)
@@ -165,9 +175,13 @@ class TcpLink(Link):
     reusable = False
 
     def __init__(
-        self, uri: str, timings: LinkTimings, on_info: Callable[[UpstreamInfo], None]
+        self,
+        uri: str,
+        timings: LinkTimings,
+        on_info: Callable[[UpstreamInfo], None],
+        on_change: Callable[[], None],
     ) -> None:
-        super().__init__(uri, timings, on_info)
+        super().__init__(uri, timings, on_info, on_change)
         self._uri = urlparse(uri)
 
     async def _open(self) -> Conversation:

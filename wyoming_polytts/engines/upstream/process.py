@@ -45,8 +45,9 @@ class StdioLink(Link):
         command: list[str],
         timings: LinkTimings,
         on_info: Callable[[UpstreamInfo], None],
+        on_change: Callable[[], None],
     ) -> None:
-        super().__init__(label, timings, on_info)
+        super().__init__(label, timings, on_info, on_change)
         self.command = command
         self.pid: int | None = None
         self.restarts = 0

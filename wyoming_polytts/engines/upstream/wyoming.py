@@ -180,9 +180,11 @@ class WyomingUpstreamEngine(Engine):
 
     def _remember(self, info: UpstreamInfo) -> None:
         """Called on the private loop with every fresh info."""
-        if self._info is None or self._info.voices != info.voices:
-            _LOGGER.info("Upstream %s offers %d voices", self.label, len(info.voices))
+        changed = self._info is None or self._info.voices != info.voices
         self._info = info
+        if changed:
+            _LOGGER.info("Upstream %s offers %d voices", self.label, len(info.voices))
+            self.voices_changed()
 
     # --- loading ----------------------------------------------------------
 
@@ -207,10 +209,12 @@ class WyomingUpstreamEngine(Engine):
         link: Link
         if options.command is not None:
             self.report_progress(f"starting {' '.join(options.command)}")
-            link = StdioLink(self.label, options.command, self._timings(), self._remember)
+            link = StdioLink(
+                self.label, options.command, self._timings(), self._remember, self.voices_changed
+            )
             wait = options.start_timeout
         else:
-            link = TcpLink(str(options.uri), self._timings(), self._remember)
+            link = TcpLink(str(options.uri), self._timings(), self._remember, self.voices_changed)
             wait = options.connect_timeout + options.request_timeout
         loop.run(link.start())
         loop.run(link.first_attempt(wait))
@@ -259,7 +263,9 @@ class WyomingUpstreamEngine(Engine):
         resampler = Resampler(request.sample_rate or self._rate(name))
         try:
             for audio in stream:
-                self._rates.setdefault(name, audio.rate)
+                if name not in self._rates:
+                    self._rates[name] = audio.rate
+                    self.voices_changed()  # its advertised rate is known now
                 pcm = resampler.convert(mono_int16(audio), audio.rate)
                 if pcm.size:
                     yield pcm

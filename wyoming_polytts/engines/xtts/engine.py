@@ -19,7 +19,6 @@ import numpy as np
 
 from ...common.file_cache import FileCache
 from ...common.language import LanguageDetector, locale_style, match_language
-from ...common.reference_voice import ReferenceVoice
 from ...common.text import split_long
 from ...errors import EngineUnavailableError, InvalidRequestError, VoiceNotFoundError
 from ..base import (
@@ -105,9 +104,6 @@ class XttsEngine(Engine):
     def _studio_names(self) -> list[str]:
         return self._speakers.get_or(self._folder / SPEAKERS_FILE, [])
 
-    def _library(self) -> list[ReferenceVoice]:
-        return self.context.reference_voices.for_engine(self.name)
-
     def prepare(self) -> None:
         self._checkpoint_config()
         self._studio_names()
@@ -127,7 +123,7 @@ class XttsEngine(Engine):
             )
             for name in studio
         ]
-        for voice in self._library():
+        for voice in self.context.reference_voices.for_engine(self.name):
             if voice.id in studio:
                 continue  # a studio speaker keeps its name
             # Its own languages first (the first is its default), then all others XTTS speaks.
@@ -217,7 +213,7 @@ class XttsEngine(Engine):
         if voice_id in speakers:
             latents = speakers[voice_id]
             return Conditioning(latents["gpt_cond_latent"], latents["speaker_embedding"]), None
-        voice = next((v for v in self._library() if v.id == voice_id), None)
+        voice = self.context.reference_voices.find(self.name, voice_id)
         if voice is None:
             raise VoiceNotFoundError(f"XTTS has no voice '{voice_id}'")
         return self._conditioning.get(voice), voice.languages[0] if voice.languages else None

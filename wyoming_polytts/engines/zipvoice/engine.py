@@ -90,12 +90,9 @@ class ZipVoiceEngine(Engine):
 
     # --- voices -----------------------------------------------------------
 
-    def _library(self) -> list[ReferenceVoice]:
-        return self.context.reference_voices.for_engine(self.name)
-
     def voices(self) -> list[VoiceInfo]:
         infos = []
-        for voice in self._library():
+        for voice in self.context.reference_voices.for_engine(self.name):
             own = [code for code in voice.languages if match_language(code, LANGUAGES)]
             others = [code for code in LANGUAGES if not match_language(code, own)]
             reason = None if voice.transcript else NO_TRANSCRIPT.format(id=voice.id)
@@ -166,7 +163,7 @@ class ZipVoiceEngine(Engine):
         yield to_int16(shorten_silences(audio, SAMPLE_RATE, _EDGE_SECONDS, None))
 
     def _voice(self, voice_id: str) -> ReferenceVoice:
-        voice = next((v for v in self._library() if v.id == voice_id), None)
+        voice = self.context.reference_voices.find(self.name, voice_id)
         if voice is None:
             raise VoiceNotFoundError(f"ZipVoice has no voice '{voice_id}'")
         if not voice.transcript:
