@@ -27,6 +27,7 @@ from aiohttp import hdrs, web
 
 from wyoming_polytts.common.text import split_sentences
 from wyoming_polytts.errors import InvalidTextError, PolyttsError
+from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, prepend, speak
 
 from . import sse
@@ -67,7 +68,7 @@ async def _speech(request: web.Request) -> web.StreamResponse:
         iterate(sentences),
         options,
         settings.lookahead,
-        front_door="openai",
+        front_door=FrontDoor.OPENAI,
     )
     async with aclosing(pcm):
         first = await anext(pcm, None)

@@ -47,6 +47,7 @@ def test_defaults_speak_with_embedded_piper() -> None:
             "text.max_chars: expected a whole number, got str 'many'",
         ),
         ({"text": {"max_chars": 0}}, "text.max_chars: expected a number above 0"),
+        ({"catalog_refresh_interval": 0}, "catalog_refresh_interval: expected a number above 0"),
         ({"log_level": "LOUD"}, "log_level: expected one of 'DEBUG'"),
         ({"engines": {"nope": {}}}, "engines.nope: unknown engine"),
         (

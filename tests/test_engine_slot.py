@@ -21,6 +21,7 @@ from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
 from wyoming_polytts.errors import EngineOutOfMemoryError, EngineUnavailableError
+from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool, LifecycleSettings
 from wyoming_polytts.pool.slot import EngineSlot, EngineState, IllegalTransition
 from wyoming_polytts.speech.catalog import Catalog
@@ -222,7 +223,9 @@ async def test_out_of_memory_mid_sentence_fails_only_that_request(gated: _GatedP
     text = "OOM strikes in the middle of this rather long sentence about the lights."
 
     async def say(words: str) -> np.ndarray:
-        pieces = speak(pool, voice, iterate([words]), SpeechOptions(), 2, front_door="wyoming")
+        pieces = speak(
+            pool, voice, iterate([words]), SpeechOptions(), 2, front_door=FrontDoor.WYOMING
+        )
         async with aclosing(pieces) as pcm:
             return np.concatenate([piece async for piece in pcm])
 

@@ -28,6 +28,7 @@ from wyoming_polytts.engines.kokoro.weights import embedded_model
 from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
 from wyoming_polytts.errors import ConfigError, EngineUnavailableError
 from wyoming_polytts.pool.memory import resolve_budget
+from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool, EngineState, EngineStatus, LifecycleSettings
 from wyoming_polytts.speech.catalog import Catalog
 from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
@@ -266,7 +267,7 @@ async def test_a_request_waits_at_most_load_wait(tmp_path: Path) -> None:
     voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
 
     async def say() -> np.ndarray:
-        pcm = speak(pool, voice, iterate([TEXT]), SpeechOptions(), 2, front_door="test")
+        pcm = speak(pool, voice, iterate([TEXT]), SpeechOptions(), 2, front_door=FrontDoor.WYOMING)
         async with aclosing(pcm):
             return np.concatenate([piece async for piece in pcm])
 

@@ -30,6 +30,7 @@ from wyoming_polytts.engines.piper.model import (
     windows,
 )
 from wyoming_polytts.engines.piper.split import split_model
+from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool
 from wyoming_polytts.speech.catalog import Catalog
 from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
@@ -198,7 +199,9 @@ async def test_a_waiting_first_sentence_gets_a_turn_between_pieces(tmp_path: Pat
         sentences = iterate([text])
         pieces = []
         async with aclosing(
-            speak(pool, voice, sentences, SpeechOptions(), lookahead=2, front_door="test")
+            speak(
+                pool, voice, sentences, SpeechOptions(), lookahead=2, front_door=FrontDoor.WYOMING
+            )
         ) as pcm:
             async for piece in pcm:
                 timeline.append(name)
@@ -237,7 +240,14 @@ async def test_later_sentences_take_spare_workers_once_the_first_is_heard(
 
     async def listen(sentences: list[str]) -> np.ndarray:
         async with aclosing(
-            speak(pool, voice, iterate(sentences), SpeechOptions(), lookahead=3, front_door="t")
+            speak(
+                pool,
+                voice,
+                iterate(sentences),
+                SpeechOptions(),
+                lookahead=3,
+                front_door=FrontDoor.WYOMING,
+            )
         ) as pcm:
             return np.concatenate([piece async for piece in pcm])
 

@@ -12,6 +12,7 @@ from wyoming_polytts.common.text import split_sentences
 from wyoming_polytts.const import DEFAULT_VOICE
 from wyoming_polytts.engines.base import Capabilities, EngineContext
 from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
+from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool
 from wyoming_polytts.speech.catalog import Catalog
 from wyoming_polytts.speech.stretch import TimeStretcher, atempo_factors
@@ -65,7 +66,7 @@ async def test_speak_stretches_for_engines_without_native_speed(
         sentences = iterate(split_sentences(ANSWER, 300))
         options = SpeechOptions(speed=speed)
         async with aclosing(
-            speak(pool, voice, sentences, options, lookahead=2, front_door="test")
+            speak(pool, voice, sentences, options, lookahead=2, front_door=FrontDoor.WYOMING)
         ) as pcm:
             return np.concatenate([piece async for piece in pcm])
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 import numpy as np
 
@@ -163,20 +163,33 @@ class SynthesisRequest:
     so an engine that can hand over its start early at some cost should do it here."""
 
 
-class Engine(ABC):
-    """Base class of all engines."""
+OptionsT = TypeVar("OptionsT", bound=EngineOptions)
+
+
+class Engine(ABC, Generic[OptionsT]):
+    """Base class of all engines; ``class PiperEngine(Engine[PiperOptions])`` declares the
+    options dataclass of its config section once."""
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
     options_type: ClassVar[type[EngineOptions]] = EngineOptions
+    """The ``OptionsT`` of the class statement, which config sections are read into."""
+
     default_concurrency: ClassVar[int] = 1
     option_keys: ClassVar[frozenset[str]] = frozenset()
     """Keys of ``SynthesisRequest.options`` the engine takes; requests with others are refused."""
     default_preload: ClassVar[bool] = True
     """Whether the engine loads at start when its ``preload`` option is None."""
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
-        self.options = options
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for arg in get_args(base):  # PiperOptions of Engine[PiperOptions]; not a TypeVar
+                if isinstance(arg, type) and issubclass(arg, EngineOptions):
+                    cls.options_type = arg
+
+    def __init__(self, options: OptionsT, context: EngineContext) -> None:
+        self.options: OptionsT = options
         self.context = context
         self.load_progress: LoadProgress | None = None
         """Set through :meth:`report_progress` while loading; the pool clears it."""
@@ -239,10 +252,8 @@ class Engine(ABC):
     def voices(self) -> list[VoiceInfo]:
         """Voices this engine can speak with.
 
-        Called on the event loop when the catalog is refreshed (on a describe, a voice
-        listing, a change of the voice library or engine, and at an interval), never
-        per request, so a new file in the engine's folders shows then. It must be
-        cheap: it may list folders and read small metadata files but never loads weights.
+        Called on the event loop when the catalog is built (see ``speech/catalog.py``),
+        never per request. Cheap: it may list folders and read small files, not weights.
         """
 
     def watch_voices(self, callback: Callable[[], None]) -> None:

@@ -81,16 +81,16 @@ class Job:
         self._output: asyncio.Queue[np.ndarray | BaseException | _End] = asyncio.Queue()
 
     @property
-    def awaited(self) -> bool:
+    def awaiting_first_audio(self) -> bool:
         """Its listener has heard nothing yet: the first sentence of a request, before
         its first piece."""
         return self.position == 0 and not self.heard
 
     @property
     def priority(self) -> tuple[bool, int, int]:
-        """Lower goes first: awaited sentences, then by position within their request,
-        then in order of arrival."""
-        return (not self.awaited, self.position, self.order)
+        """Lower goes first: sentences whose listener awaits the first audio, then by
+        position within their request, then in order of arrival."""
+        return (not self.awaiting_first_audio, self.position, self.order)
 
     def __lt__(self, other: Job) -> bool:
         return self.priority < other.priority

@@ -15,6 +15,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from enum import StrEnum
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,6 +37,13 @@ _RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 
 Snapshot = Callable[[], Mapping[str, EngineStatus]]
 """Every engine's status by name, read at scrape time."""
+
+
+class FrontDoor(StrEnum):
+    """The door a request came through: the ``front_door`` label of its metrics."""
+
+    WYOMING = "wyoming"
+    OPENAI = "openai"
 
 
 class Metrics:
@@ -89,7 +97,7 @@ class Metrics:
         count) at every scrape, as ``polytts_open_<kind>``."""
         self.registry.register(_ClientsCollector(held))
 
-    def request(self, engine: str, front_door: str) -> RequestMetrics:
+    def request(self, engine: str, front_door: FrontDoor) -> RequestMetrics:
         """Start timing one request; finish it with :meth:`RequestMetrics.finish`."""
         return RequestMetrics(self, engine, front_door)
 
@@ -107,7 +115,7 @@ class Metrics:
 class RequestMetrics:
     """The measurements of one request, recorded as it goes."""
 
-    def __init__(self, metrics: Metrics, engine: str, front_door: str) -> None:
+    def __init__(self, metrics: Metrics, engine: str, front_door: FrontDoor) -> None:
         self._metrics = metrics
         self._engine = engine
         self._front_door = front_door

@@ -49,7 +49,7 @@ class PoolSession:
         if not self._jobs:
             return True
         first = self._jobs[0]
-        return first.awaited and not first.finished
+        return first.awaiting_first_audio and not first.finished
 
     def submit(
         self, request: SynthesisRequest, position: int, transform: Transform | None = None

@@ -155,12 +155,15 @@ class Scheduler:
             self._start(job)
         for job in held:  # workers nobody else wants: later sentences of heard requests
             if self._free_workers and not any(
-                running.owner is job.owner and running.awaited for running in self.running
+                running.owner is job.owner and running.awaiting_first_audio
+                for running in self.running
             ):
                 self._start(job)
             else:
                 heapq.heappush(self._heap, job)
-        self._first_waiting = any(job.awaited and not job.cancelled.is_set() for job in self._heap)
+        self._first_waiting = any(
+            job.awaiting_first_audio and not job.cancelled.is_set() for job in self._heap
+        )
 
     @property
     def _free_workers(self) -> bool:

@@ -49,7 +49,7 @@ def run_turn(
             if job.cancelled.is_set():
                 break
             job.emit(piece)
-            first_audio = job.awaited
+            first_audio = job.awaiting_first_audio
             job.heard = True
             if first_audio:  # its request's later sentences may start now
                 job.call_soon(heard)

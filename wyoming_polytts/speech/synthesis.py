@@ -20,7 +20,7 @@ import numpy as np
 from ..engines.base import SynthesisRequest
 from ..errors import InvalidTextError, PolyttsError
 from ..pool.jobs import Job
-from ..pool.metrics import RequestMetrics
+from ..pool.metrics import FrontDoor, RequestMetrics
 from ..pool.pool import EnginePool
 from .catalog import CatalogVoice
 from .stretch import stretched
@@ -51,7 +51,7 @@ async def speak(
     options: SpeechOptions,
     lookahead: int,
     *,
-    front_door: str,
+    front_door: FrontDoor,
 ) -> AsyncGenerator[np.ndarray, None]:
     """Yield the PCM of ``sentences`` in order, at ``voice.info.sample_rate``.
 
@@ -60,7 +60,7 @@ async def speak(
     Raises :class:`InvalidTextError` when the sentences carry nothing to speak, and
     :class:`InvalidRequestError` for engine options the voice's engine does not take.
     Close the generator (``contextlib.aclosing``) to cancel pending work.
-    ``front_door`` (``wyoming``, ``openai``) labels the request in the metrics.
+    ``front_door`` labels the request in the metrics.
     """
     measured = pool.metrics.request(voice.engine, front_door)
     outcome = "error"

@@ -39,6 +39,7 @@ from ..errors import (
     SynthesisError,
 )
 from ..net.clients import Clients
+from ..pool.metrics import FrontDoor
 from ..pool.pool import EnginePool
 from ..speech.catalog import Catalog, CatalogVoice
 from ..speech.synthesis import SpeechOptions, check_text_length, iterate, speak
@@ -290,7 +291,7 @@ class TtsEventHandler:
             sentences,
             options,
             self._settings.lookahead,
-            front_door="wyoming",
+            front_door=FrontDoor.WYOMING,
         )
         async with aclosing(pcm):
             await self._out.speech(pcm, voice.info.sample_rate, self._settings.samples_per_chunk)

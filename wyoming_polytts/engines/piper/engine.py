@@ -96,12 +96,11 @@ class _VoiceFiles:
     meta: dict[str, Any]
 
 
-class PiperEngine(Engine):
+class PiperEngine(Engine[PiperOptions]):
     """Piper voices, loaded once and shared by all requests."""
 
     name = "piper"
     capabilities = Capabilities(native_speed=True)
-    options_type = PiperOptions
 
     @property
     def concurrency(self) -> int:
@@ -109,14 +108,12 @@ class PiperEngine(Engine):
         gets every core (see :meth:`synthesize`)."""
         if self.options.concurrency:
             return self.options.concurrency
-        if self.piper_options.use_cuda:
+        if self.options.use_cuda:
             return 1
         return min(self.context.threads, _MAX_DEFAULT_CONCURRENCY)
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+    def __init__(self, options: PiperOptions, context: EngineContext) -> None:
         super().__init__(options, context)
-        assert isinstance(options, PiperOptions)
-        self.piper_options = options
         self._download_dir = context.cache_dir / "piper"
         self._loaded: dict[str, _LoadedVoice] = {}
         self._load_lock = threading.Lock()
@@ -128,7 +125,7 @@ class PiperEngine(Engine):
     # --- voices -----------------------------------------------------------
 
     def _search_dirs(self) -> list[Path]:
-        dirs = [self.context.path(d) for d in self.piper_options.data_dirs]
+        dirs = [self.context.path(d) for d in self.options.data_dirs]
         return [*dirs, self._download_dir]
 
     def _find_local(self) -> dict[str, Path]:
@@ -182,7 +179,7 @@ class PiperEngine(Engine):
 
     def load(self) -> None:
         self._missing.clear()
-        for voice_id in self.piper_options.voices:
+        for voice_id in self.options.voices:
             try:
                 self._voice(voice_id)
             except EngineUnavailableError as err:
@@ -212,10 +209,10 @@ class PiperEngine(Engine):
             threads=threads,
             shared_threads=max(1, threads // self.concurrency),
             spin=self.concurrency == 1,
-            cuda=self.piper_options.use_cuda,
+            cuda=self.options.use_cuda,
         )
         split = None
-        if self.piper_options.streaming:
+        if self.options.streaming:
             try:
                 split = split_model(files.model, self.context.cache_dir / "piper-split")
             except Exception as err:  # whole sentences still work
@@ -231,7 +228,7 @@ class PiperEngine(Engine):
     def _download(self, voice_id: str) -> _VoiceFiles:
         names = _repo_files(voice_id)
         where = ", ".join(str(d) for d in self._search_dirs())
-        if not self.piper_options.allow_download:
+        if not self.options.allow_download:
             raise EngineUnavailableError(
                 f"Piper voice '{voice_id}' is not installed: {voice_id}.onnx not found in "
                 f"{where} (set allow_download: true to fetch it)"
@@ -262,15 +259,15 @@ class PiperEngine(Engine):
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         voice = self._voice(request.voice)
         config = voice.config
-        length_scale = self.piper_options.length_scale or config.length_scale
+        length_scale = self.options.length_scale or config.length_scale
         if request.speed:
             length_scale /= request.speed
         feeds: dict[str, np.ndarray] = {
             "scales": np.array(
                 [
-                    _or_default(self.piper_options.noise_scale, config.noise_scale),
+                    _or_default(self.options.noise_scale, config.noise_scale),
                     length_scale,
-                    _or_default(self.piper_options.noise_w_scale, config.noise_w_scale),
+                    _or_default(self.options.noise_w_scale, config.noise_w_scale),
                 ],
                 dtype=np.float32,
             )

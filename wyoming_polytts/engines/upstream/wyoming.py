@@ -15,31 +15,31 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, ClassVar
-from urllib.parse import urlparse
+from typing import Any
 
 import numpy as np
 from wyoming.info import TtsVoice
 from wyoming.tts import SynthesizeVoice
 
 from ...common.echo import clip
-from ...errors import ConfigError, EngineUnavailableError, VoiceNotFoundError
+from ...errors import EngineUnavailableError, VoiceNotFoundError
 from ..base import (
     Attribution,
     Capabilities,
     Engine,
     EngineContext,
-    EngineOptions,
+    OptionsT,
     SynthesisRequest,
     VoiceInfo,
 )
 from .audio import Resampler, mono_int16
 from .client import Audio, LoopThread, PieceStream, UpstreamInfo, synthesize
 from .link import Link, LinkState, LinkTimings, TcpLink, request_failure
+from .options import WyomingUpstreamOptions
 from .process import StdioLink, command_label
 
 _LOGGER = logging.getLogger(__name__)
@@ -50,73 +50,14 @@ DEFAULT_RATE = 22050
 _FALLBACK_ATTRIBUTION = Attribution("Wyoming upstream", "https://github.com/OHF-Voice/wyoming")
 
 
-@dataclass
-class WyomingUpstreamOptions(EngineOptions):
-    """The ``engines.wyoming`` config section (and ``wyoming-<label>`` sections)."""
+class UpstreamEngine(Engine[OptionsT]):
+    """The voices of one Wyoming TTS server, relayed sentence by sentence; a subclass
+    says how to reach the server (:meth:`upstream_options`)."""
 
-    uri: str | None = None
-    """``tcp://host:port`` (or ``unix://path``) of a Wyoming TTS server."""
-
-    command: list[str] | None = None
-    """A program serving Wyoming on stdin/stdout (usually with ``--uri stdio://``)."""
-
-    prefix: str = ""
-    """Put before every upstream voice name in the catalog."""
-
-    voices: list[str] = field(default_factory=list)
-    """Upstream voices to advertise (their own names); empty: all."""
-
-    sample_rate: int | None = None
-    """Hertz advertised for every voice (audio is resampled to it); None: each voice's
-    rate as its first audio shows it (22050 until then)."""
-
-    connect_timeout: float = 5.0
-    """Seconds to connect (TCP), or to wait for a restarting child (stdio)."""
-
-    request_timeout: float = 60.0
-    """Seconds the upstream may go silent during an answer."""
-
-    start_timeout: float = 60.0
-    """Seconds a started child may take to answer its first describe."""
-
-    refresh_interval: float = 30.0
-    """Seconds between two describes of an upstream that is up."""
-
-    max_backoff: float = 60.0
-    """Longest pause between attempts to reach (or restart) a failing upstream."""
-
-    def __post_init__(self) -> None:
-        timings = ("connect_timeout", "request_timeout", "start_timeout", "refresh_interval")
-        for key in (*timings, "max_backoff"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"engines.wyoming.{key}: expected a number above 0")
-        if self.sample_rate is not None and self.sample_rate < 1000:
-            raise ConfigError("engines.wyoming.sample_rate: expected Hertz, e.g. 22050")
-        if not self.enabled:
-            return
-        if (self.uri is None) == (self.command is None):
-            raise ConfigError("engines.wyoming: give either uri or command (exactly one)")
-        if self.command is not None:
-            if not self.command:
-                raise ConfigError("engines.wyoming.command: expected the program and arguments")
-            if (self.concurrency or 1) > 1:
-                raise ConfigError(
-                    "engines.wyoming.concurrency: a child process serves one request at a "
-                    "time; use a tcp:// upstream, or another section, for more"
-                )
-        elif urlparse(self.uri).scheme not in ("tcp", "unix"):
-            raise ConfigError(f"engines.wyoming.uri: expected tcp://host:port, got {self.uri!r}")
-
-
-class WyomingUpstreamEngine(Engine):
-    """The voices of one Wyoming TTS server, relayed sentence by sentence."""
-
-    name = "wyoming"
     capabilities = Capabilities(native_speed=False)
-    options_type: ClassVar[type[EngineOptions]] = WyomingUpstreamOptions
     default_concurrency = 2
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+    def __init__(self, options: OptionsT, context: EngineContext) -> None:
         super().__init__(options, context)
         self.upstream = self.upstream_options()
         command = self.upstream.command
@@ -128,10 +69,9 @@ class WyomingUpstreamEngine(Engine):
         self._loop: LoopThread | None = None
         self._link: Link | None = None
 
+    @abstractmethod
     def upstream_options(self) -> WyomingUpstreamOptions:
         """How to reach the upstream (presets such as glm_tts build it from their own)."""
-        assert isinstance(self.options, WyomingUpstreamOptions)
-        return self.options
 
     @property
     def concurrency(self) -> int:
@@ -301,3 +241,12 @@ class WyomingUpstreamEngine(Engine):
                     # else drain: the shared connection must end the answer in step
         except (TimeoutError, OSError) as err:
             raise request_failure(link.label, err, link.timings.request) from err
+
+
+class WyomingUpstreamEngine(UpstreamEngine[WyomingUpstreamOptions]):
+    """A Wyoming TTS server named in an ``engines.wyoming`` (or ``wyoming-<label>``) section."""
+
+    name = "wyoming"
+
+    def upstream_options(self) -> WyomingUpstreamOptions:
+        return self.options

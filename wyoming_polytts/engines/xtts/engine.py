@@ -26,7 +26,6 @@ from ..base import (
     Capabilities,
     Engine,
     EngineContext,
-    EngineOptions,
     SynthesisRequest,
     VoiceInfo,
 )
@@ -60,21 +59,18 @@ needs seconds to sound like anyone)."""
 _MISSING: str | None = "it is missing"
 
 
-class XttsEngine(Engine):
+class XttsEngine(Engine[XttsOptions]):
     """One XTTS-v2 model shared by all requests, with studio and cloned voices."""
 
     name = "xtts"
     capabilities = Capabilities(
         streams_within_sentence=True, cloning=True, max_sentence_chars=_CHAR_LIMIT
     )
-    options_type = XttsOptions
     option_keys = frozenset(SAMPLING_KEYS)
     default_concurrency = 1
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+    def __init__(self, options: XttsOptions, context: EngineContext) -> None:
         super().__init__(options, context)
-        assert isinstance(options, XttsOptions)
-        self.xtts_options = options
         configured = options.checkpoint_dir
         self._configured_dir = context.path(configured) if configured else None
         self._download_dir = context.cache_dir / "xtts-v2"
@@ -145,7 +141,7 @@ class XttsEngine(Engine):
     # --- loading ----------------------------------------------------------
 
     def load(self) -> None:
-        options = self.xtts_options
+        options = self.options
         folder = locate_checkpoint(
             self._configured_dir, self._download_dir, options.allow_download, options.revision
         )
@@ -181,12 +177,12 @@ class XttsEngine(Engine):
 
         model = loaded.model
         checkpoint = {key: getattr(model.config, key) for key in SAMPLING_KEYS}
-        settings = sampling_settings(self.xtts_options, request.options, checkpoint)
+        settings = sampling_settings(self.options, request.options, checkpoint)
         with out_of_memory_as_error():
             conditioning, voice_language = self._voice(request.voice)
         language = self.choose_language(request.language, voice_language, request.text)
-        if self.xtts_options.max_new_tokens is not None:
-            settings["max_new_tokens"] = self.xtts_options.max_new_tokens
+        if self.options.max_new_tokens is not None:
+            settings["max_new_tokens"] = self.options.max_new_tokens
         limit = model.tokenizer.char_limits.get(language.split("-")[0], _CHAR_LIMIT)
         _LOGGER.debug("XTTS %s in %s: %r", request.voice, language, request.text[:80])
         for piece in split_long(request.text, limit):
@@ -196,8 +192,8 @@ class XttsEngine(Engine):
                 language,
                 conditioning.gpt_cond_latent,
                 conditioning.speaker_embedding,
-                stream_chunk_size=self.xtts_options.stream_chunk_size,
-                speed=request.speed or self.xtts_options.speed or 1.0,
+                stream_chunk_size=self.options.stream_chunk_size,
+                speed=request.speed or self.options.speed or 1.0,
                 enable_text_splitting=False,
                 **settings,
             )
@@ -232,7 +228,7 @@ class XttsEngine(Engine):
             return language
         if self._detector is not None and (language := self._detector.detect(text)):
             return language
-        return match_language(self.xtts_options.language, supported) or supported[0]
+        return match_language(self.options.language, supported) or supported[0]
 
 
 def _reference_problem(path: Path) -> str | None:

@@ -31,7 +31,6 @@ from ..base import (
     Capabilities,
     Engine,
     EngineContext,
-    EngineOptions,
     SynthesisRequest,
     VoiceInfo,
 )
@@ -73,19 +72,16 @@ class _Loaded:
     prompts: PromptCache
 
 
-class ZipVoiceEngine(Engine):
+class ZipVoiceEngine(Engine[ZipVoiceOptions]):
     """One ZipVoice model (``concurrency`` instances) speaking with library voices."""
 
     name = "zipvoice"
     capabilities = Capabilities(cloning=True, needs_transcript=True, max_sentence_chars=_CHAR_LIMIT)
-    options_type = ZipVoiceOptions
     option_keys = frozenset(REQUEST_KEYS)
     default_concurrency = 1
 
-    def __init__(self, options: EngineOptions, context: EngineContext) -> None:
+    def __init__(self, options: ZipVoiceOptions, context: EngineContext) -> None:
         super().__init__(options, context)
-        assert isinstance(options, ZipVoiceOptions)
-        self.zipvoice_options = options
         self._loaded: _Loaded | None = None
 
     # --- voices -----------------------------------------------------------
@@ -114,7 +110,7 @@ class ZipVoiceEngine(Engine):
     def load(self) -> None:
         from .weights import TORCH_ROLES, locate, onnx_roles
 
-        options = self.zipvoice_options
+        options = self.options
         threads = options.threads or max(1, self.context.threads // self.concurrency)
         runtime: _Runtime
         if options.runtime == "torch":
@@ -147,7 +143,7 @@ class ZipVoiceEngine(Engine):
         loaded = self._loaded
         if loaded is None:
             raise EngineUnavailableError("the ZipVoice engine is not loaded")
-        settings = sampling(self.zipvoice_options, request.options, request.speed)
+        settings = sampling(self.options, request.options, request.speed)
         if request.language and not match_language(request.language, LANGUAGES):
             raise InvalidRequestError(
                 f"ZipVoice does not speak '{request.language}' (it speaks {', '.join(LANGUAGES)})"
