@@ -13,7 +13,7 @@ import asyncio
 import io
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +93,11 @@ async def _wait_gone(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def parent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+async def parent(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServerProcess]:
     folder = Path(tmp_path_factory.mktemp("stdio"))
     server = ServerProcess(folder, _parent_config(folder, [sys.executable, "-c", CHATTY_CHILD]))
     yield server.start()
-    child = asyncio.run(_child_pid(server))
+    child = await _child_pid(server)
     assert server.stop() == 0, server.log()
     assert _gone(child), "the child outlived the server"
 
