@@ -1,19 +1,16 @@
-"""Servers under test as subprocesses on free loopback ports, and their environments.
+"""The servers the benchmark compares, and their environments.
 
-Ours runs as ``python -m wyoming_polytts``; wyoming-piper runs from PyPI in a
-virtual environment of its own that the harness creates once and reuses.
+Ours runs as ``python -m wyoming_polytts`` (:class:`~.server_process.ServerProcess`);
+wyoming-piper runs from PyPI in a virtual environment of its own that the harness
+creates once and reuses.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .wyoming_client import HOST, describe
+from .server_process import WyomingProcess, free_port
+from .wyoming_client import HOST
 
 WYOMING_PIPER_VERSION = "2.5.2"
 """The release the project's performance targets were measured against."""
@@ -29,76 +27,9 @@ WYOMING_PIPER_VERSION = "2.5.2"
 DEFAULT_VENV = Path.home() / ".cache" / "wyoming-polytts" / "bench" / "wyoming-piper-venv"
 """Outside the checkout, so fresh clones (and CI runs) reuse it."""
 
-READY_TIMEOUT = 180.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-class Service:
-    """One server process: started, waited for, measured by pid, stopped."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
-        self.name = name
-        self.port = port
-        self.log_path = log_path
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    async def wait_ready(self) -> None:
-        """Wait until ``describe`` is answered (engines may still be loading)."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up:\n{self.log()[-2000:]}")
-            try:
-                await describe(self.port)
-                return
-            except (OSError, TimeoutError):
-                await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} did not answer describe:\n{self.log()[-2000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_polytts(config: Path, log_dir: Path) -> Service:
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "wyoming_polytts",
-        "--config",
-        str(config),
-        "--uri",
-        f"tcp://{HOST}:{port}",
-    ]
-    return Service("wyoming-polytts", argv, port, log_dir / "polytts.log")
-
-
-def start_wyoming_piper(venv: Path, data_dir: Path, voice: str, log_dir: Path) -> Service:
-    """wyoming-piper serving ``voice`` from ``data_dir``; it downloads nothing."""
+def wyoming_piper_process(venv: Path, data_dir: Path, voice: str, log_dir: Path) -> WyomingProcess:
+    """wyoming-piper serving ``voice`` from ``data_dir`` (not started); it downloads nothing."""
     port = free_port()
     argv = [
         str(venv / "bin" / "python"),
@@ -114,7 +45,7 @@ def start_wyoming_piper(venv: Path, data_dir: Path, voice: str, log_dir: Path) -
         str(log_dir / "wyoming-piper-downloads"),
         "--local-files-only",
     ]
-    return Service("wyoming-piper", argv, port, log_dir / "wyoming-piper.log")
+    return WyomingProcess("wyoming-piper", argv, port, log_dir / "wyoming-piper.log")
 
 
 def ensure_wyoming_piper(venv: Path) -> Path:

@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 from .machine import describe_machine, finish_machine
 from .server_figures import Holdings, holdings, thread_ceiling, wait_idle
-from .services import free_port, start_polytts
+from .server_process import ServerProcess
 from .soak_clients import Tally, run_clients
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -144,20 +143,16 @@ class SoakResult:
 
 async def run_soak(settings: SoakSettings, work_dir: Path) -> SoakResult:
     """Start a server in ``work_dir``, warm it up, soak it, measure it; stop it."""
-    http_port = free_port()
     clients = settings.wyoming_clients + settings.http_clients
     config = {
-        "cache_dir": str(work_dir / "cache"),
-        "voices_dir": str(work_dir / "voices"),
         "pool": {"queue_size": clients, **settings.pool},
         # Every client comes from 127.0.0.1: one address, as many streams as clients.
         "limits": {"max_streams_per_client": settings.wyoming_clients},
-        "openai": {"host": "127.0.0.1", "port": http_port},
     }
-    config_path = work_dir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     machine = describe_machine()
-    service = start_polytts(config_path, work_dir)
+    service = ServerProcess(work_dir, config)
+    http_port = service.http_port
+    service.spawn()
     try:
         await service.wait_ready()
         await wait_idle(http_port)

@@ -20,10 +20,10 @@ import aiohttp
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
+from wyoming.tts import Synthesize
 
 from .texts import TEXTS, stream_plan
-from .wyoming_client import HOST
+from .wyoming_client import HOST, send_stream
 
 REQUEST_TIMEOUT = 300.0
 """Seconds one request may take before it counts as an error."""
@@ -96,13 +96,8 @@ async def _wyoming_request(port: int, text: str, streaming: bool) -> tuple[str, 
         if not streaming:
             await client.write_event(Synthesize(text=text).event())
             return await asyncio.wait_for(_answer(client, "audio-stop"), REQUEST_TIMEOUT)
-        await client.write_event(SynthesizeStart().event())
         reading = asyncio.create_task(_answer(client, "synthesize-stopped"))
-        for chunk in stream_plan(text).chunks:
-            await client.write_event(SynthesizeChunk(text=chunk).event())
-            await asyncio.sleep(CHUNK_DELAY)
-        await client.write_event(Synthesize(text=text).event())
-        await client.write_event(SynthesizeStop().event())
+        await send_stream(client, stream_plan(text).chunks, None, CHUNK_DELAY)
         return await asyncio.wait_for(reading, REQUEST_TIMEOUT)
 
 

@@ -23,19 +23,17 @@ from .machine import describe_machine, finish_machine
 from .memory import MemorySampler
 from .openai_http import listening, measure_openai
 from .results import FLOOR, ONE_SHOT, OURS, STREAMING, THEIRS, Level, RunResults, Single, VoiceRun
+from .server_process import ServerProcess, WyomingProcess
 from .services import (
     DEFAULT_VENV,
-    Service,
     derived_config,
     ensure_wyoming_piper,
-    free_port,
     installed_version,
-    start_polytts,
-    start_wyoming_piper,
+    wyoming_piper_process,
 )
 from .sweep import run_level
 from .texts import TEXTS, Text, stream_plan, texts_for
-from .wyoming_client import HOST, Measurement, describe, one_shot, streamed
+from .wyoming_client import Measurement, describe, one_shot, streamed
 
 EMBEDDED_VOICE = "en_US-joe-medium"
 """The voice wyoming-piper and the in-process floor serve beside ours."""
@@ -162,14 +160,16 @@ def _systems(engine: str, voice: str, ports: dict[str, int], settings: BenchSett
 
 
 def _start_services(
-    settings: BenchSettings, config: Config, path: Path, logs: Path
-) -> list[Service]:
+    settings: BenchSettings, config: Config, ours: ServerProcess, logs: Path
+) -> list[WyomingProcess]:
     """Ours always; wyoming-piper beside it when Piper is enabled and the embedded voice exists."""
-    services = [start_polytts(path, logs)]
+    services: list[WyomingProcess] = [ours]
     embedded = embedded_voice_dir()
     if settings.wyoming_piper and embedded is not None and "piper" in enabled_engines(config):
         venv = ensure_wyoming_piper(settings.venv)
-        services.append(start_wyoming_piper(venv, embedded, EMBEDDED_VOICE, logs))
+        services.append(wyoming_piper_process(venv, embedded, EMBEDDED_VOICE, logs))
+    for service in services:
+        service.spawn()
     return services
 
 
@@ -181,19 +181,15 @@ async def run_bench(settings: BenchSettings) -> RunResults:
     """Start the servers, measure every voice, stop everything; return the results."""
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
     results = RunResults(describe_machine(), record)
-    openai_port = free_port()
-    overrides = {
-        "wyoming.zeroconf": False,
-        "openai.host": HOST,
-        "openai.port": openai_port,
-        **settings.overrides,
-    }
+    overrides = {"wyoming.zeroconf": False, **settings.overrides}
     with (
         tempfile.TemporaryDirectory(prefix="polytts-bench-") as tmp,
         derived_config(settings.config, overrides) as config_path,
     ):
         config = load_config(config_path)
-        services = _start_services(settings, config, config_path, Path(tmp))
+        source = ["--config", str(config_path)]
+        ours = ServerProcess(Path(tmp), source=source, http=config.settings.openai.enabled)
+        services = _start_services(settings, config, ours, Path(tmp))
         samplers = {s.name: MemorySampler(s.pid).start() for s in services}
         try:
             await asyncio.gather(*(s.wait_ready() for s in services))
@@ -201,7 +197,7 @@ async def run_bench(settings: BenchSettings) -> RunResults:
             if THEIRS in run.ports:
                 python = settings.venv / "bin" / "python"
                 results.machine[THEIRS] = installed_version(python, THEIRS)
-            _, info = await describe(run.ports[OURS])
+            info = await describe(ours.port)
             keys = config.settings.openai.api_keys
             for engine, voice in pick_voices(
                 info, config.settings.default_voice, settings.voices
@@ -211,7 +207,7 @@ async def run_bench(settings: BenchSettings) -> RunResults:
                     run.floor = PiperFloor(config, EMBEDDED_VOICE)
                 results.voices.append(voice_run)
                 await run.measure(voice_run)
-                await run.measure_openai(voice_run, openai_port, keys[0] if keys else None)
+                await run.measure_openai(voice_run, ours.http_port, keys[0] if keys else None)
         finally:
             for service in services:
                 samplers[service.name].stop()

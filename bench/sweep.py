@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from .stats import percentile
-from .wyoming_client import Measurement, describe, one_shot
+from .wyoming_client import Measurement, one_shot, timed_describe
 
 PROBE_START = 0.2
 """Seconds after the burst starts that the first describe probe goes out."""
@@ -67,7 +67,7 @@ async def run_level(port: int, voice: str | None, texts: list[str], clients: int
             await asyncio.wait_for(done.wait(), PROBE_START)
         while not done.is_set():
             try:
-                seconds, _ = await describe(port)
+                seconds, _ = await timed_describe(port)
             except (OSError, TimeoutError):
                 seconds = float("inf")
             latencies.append(seconds)

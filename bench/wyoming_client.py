@@ -1,15 +1,17 @@
-"""Timed Wyoming requests: one-shot and streamed synthesis, describe."""
+"""Timed Wyoming requests: one-shot and streamed synthesis, describe; and Home Assistant's
+streaming sequence, which the tests send too."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wyoming.audio import AudioChunk, AudioStart
-from wyoming.client import AsyncTcpClient
+from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.error import Error
-from wyoming.info import Describe, Info
+from wyoming.info import Info
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -17,6 +19,8 @@ from wyoming.tts import (
     SynthesizeStop,
     SynthesizeVoice,
 )
+
+from wyoming_polytts.common.describe import request_info
 
 from .texts import StreamPlan
 
@@ -118,42 +122,62 @@ async def one_shot(port: int, text: str, voice: str | None) -> Measurement:
         return Measurement(error=f"{type(err).__name__}: {err}")
 
 
+async def send_stream(
+    client: AsyncClient,
+    chunks: Sequence[str],
+    voice: str | None,
+    delay: float,
+    on_chunk: Callable[[int], object] | None = None,
+) -> None:
+    """Home Assistant's streaming sequence: synthesize-start, the chunks ``delay`` seconds
+    apart, the compatibility synthesize with the whole text, synthesize-stop.
+
+    ``on_chunk(i)`` is called as soon as chunk ``i`` is written. The answer is for the
+    caller to read (concurrently: audio comes while chunks still go out).
+    """
+    await client.write_event(SynthesizeStart(voice=_voice(voice)).event())
+    for i, chunk in enumerate(chunks):
+        if i:
+            await asyncio.sleep(delay)
+        await client.write_event(SynthesizeChunk(text=chunk).event())
+        if on_chunk is not None:
+            on_chunk(i)
+    await client.write_event(Synthesize(text="".join(chunks), voice=_voice(voice)).event())
+    await client.write_event(SynthesizeStop().event())
+
+
 async def streamed(port: int, plan: StreamPlan, voice: str | None, delay: float) -> Measurement:
-    """Home Assistant's sequence: start, a chunk every ``delay`` s, synthesize, stop.
+    """Home Assistant's sequence (:func:`send_stream`), a chunk every ``delay`` s.
 
     Time to first audio counts from sending the chunk that ends the first
     sentence; total time from ``synthesize-start`` to ``synthesize-stopped``.
     """
+    sent: dict[int, float] = {}  # chunk index -> when it was written
+
     try:
         async with AsyncTcpClient(HOST, port) as client:
             receiver = _Receiver(client)
             started = time.perf_counter()
-            await client.write_event(SynthesizeStart(voice=_voice(voice)).event())
             reading = asyncio.create_task(receiver.until("synthesize-stopped"))
-            sentence_done = started
-            for i, chunk in enumerate(plan.chunks):
-                if i:
-                    await asyncio.sleep(delay)
-                await client.write_event(SynthesizeChunk(text=chunk).event())
-                if i == plan.first_sentence_end:
-                    sentence_done = time.perf_counter()
-            full = "".join(plan.chunks)
-            await client.write_event(Synthesize(text=full, voice=_voice(voice)).event())
-            await client.write_event(SynthesizeStop().event())
+            await send_stream(
+                client, plan.chunks, voice, delay, lambda i: sent.setdefault(i, time.perf_counter())
+            )
             ended = await asyncio.wait_for(reading, TIMEOUT)
-            return receiver.measurement(started, sentence_done, ended)
+            return receiver.measurement(started, sent.get(plan.first_sentence_end, started), ended)
     except (OSError, TimeoutError) as err:
         return Measurement(error=f"{type(err).__name__}: {err}")
 
 
-async def describe(port: int) -> tuple[float, Info]:
-    """Seconds a ``describe`` took on a new connection, and the answer."""
+async def describe(port: int) -> Info:
+    """Ask for ``info`` on a new connection."""
+    return (await timed_describe(port))[1]
+
+
+async def timed_describe(port: int) -> tuple[float, Info]:
+    """Seconds a ``describe`` took on a new connection (from connected to answered), and
+    the answer."""
     async with AsyncTcpClient(HOST, port) as client:
         started = time.perf_counter()
-        await client.write_event(Describe().event())
-        while True:
-            event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-            if event is None:
-                raise ConnectionError("server closed the connection before info")
-            if Info.is_type(event.type):
-                return time.perf_counter() - started, Info.from_event(event)
+        asking = request_info(client.read_event, client.write_event)
+        info = await asyncio.wait_for(asking, TIMEOUT)
+        return time.perf_counter() - started, info

@@ -164,7 +164,9 @@ def _paths(
         },
         "/v1/audio/models": _get("Models, as Open WebUI reads them", {"type": "object"}),
         "/v1/models": _get("Models, in OpenAI's list format", MODEL_LIST),
-        "/health": _get("Every engine's state", {"type": "object", "required": ["status"]}),
+        "/health": _get(
+            "Every engine's state", {"type": "object", "required": ["status", "ready"]}
+        ),
         "/metrics": _get("Prometheus metrics", None, "text/plain"),
         "/openapi.json": _get("This document", {"type": "object"}),
         "/": _get("The web page", None, "text/html"),

@@ -57,7 +57,8 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """Every engine's state (unloaded, loading, loaded, unloading, failed), memory and load;
-    "degraded" when one failed, is stuck in a sentence, or reports a problem."""
+    "degraded" when one failed, is stuck in a sentence, or reports a problem; "ready" once
+    the engines to preload have loaded or failed."""
     pool = request.app[POOL]
     engines = {name: dataclasses.asdict(pool.status(name)) for name in pool.engines}
     for name, engine in pool.engines.items():
@@ -72,6 +73,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "status": "degraded" if failed else "ok",
+            "ready": pool.ready,
             "engines": engines,
             "memory_budget": pool.memory_budget,
         }

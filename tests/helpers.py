@@ -1,124 +1,77 @@
-"""Shared test helpers: a real server process, Wyoming client calls, audio checks."""
+"""Shared test helpers: a real server process and describe (from ``bench``, which starts
+servers the same way), Wyoming client calls, audio checks."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
-import resource
-import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
 import numpy as np
-import yaml
+import psutil
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.info import Describe, Info
-from wyoming.tts import (
-    Synthesize,
-    SynthesizeChunk,
-    SynthesizeStart,
-    SynthesizeStop,
-    SynthesizeVoice,
-)
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from bench.server_process import ServerProcess as ServerProcess
+from bench.server_process import free_port as free_port
+from bench.wyoming_client import describe as describe
+from bench.wyoming_client import send_stream
+from wyoming_polytts.config import OpenAISettings
+from wyoming_polytts.const import DEFAULT_WYOMING_URI
 
 TIMEOUT = 60.0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+DEFAULT_PORTS = (urlparse(DEFAULT_WYOMING_URI).port, OpenAISettings().port)
+"""The server's default Wyoming and HTTP ports (the add-on's too), which a developer's own
+server may hold while the tests run."""
 
 
-class ServerProcess:
-    """``python -m wyoming_polytts`` on free loopback ports, with a config written for it."""
-
-    def __init__(self, tmp: Path, config: dict[str, Any] | None = None) -> None:
-        self.port = free_port()
-        self.uri = f"tcp://127.0.0.1:{self.port}"
-        data = {"cache_dir": str(tmp / "cache"), "voices_dir": str(tmp / "voices")}
-        data.update(config or {})
-        openai = {"host": "127.0.0.1", "port": free_port(), **data.get("openai", {})}
-        data["openai"] = openai
-        self.http_port: int = openai["port"]
-        """Port of the OpenAI-compatible API (a free one unless the config names one)."""
-        self.config = data
-        self.config_path = tmp / "config.yaml"
-        self.config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        self.source_args = ["--config", str(self.config_path)]
-        """Where the server reads its configuration (an add-on test gives --options-file)."""
-        self.log_path = tmp / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(
-        self, extra_args: list[str] | None = None, *, file_limit: tuple[int, int] | None = None
-    ) -> ServerProcess:
-        """Start the server; ``file_limit`` sets its (soft, hard) limit on open files."""
-        log = self.log_path.open("wb")
-
-        def limit_files() -> None:
-            if file_limit is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, file_limit)
-
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wyoming_polytts",
-                *self.source_args,
-                "--uri",
-                self.uri,
-                *(extra_args or []),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=limit_files,
-        )
-        self.wait_ready()
-        return self
-
-    def wait_ready(self) -> None:
-        """Block until the server has loaded its engines and accepts connections."""
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
-            if "Ready:" in self.log():
-                # The OpenAI API starts listening before the Wyoming server.
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5):
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready: {self.log()}")
-
-    @property
-    def base_url(self) -> str:
-        """Base URL of the OpenAI-compatible API, as the openai SDK takes it."""
-        return f"http://127.0.0.1:{self.http_port}/v1"
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+@contextmanager
+def default_ports_held() -> Iterator[None]:
+    """Listen on 127.0.0.1 at :data:`DEFAULT_PORTS`, as a server a developer runs beside
+    the tests would; a port that something else holds already serves as well."""
+    with ExitStack() as stack:
+        for port in DEFAULT_PORTS:
+            sock = stack.enter_context(socket.socket())
             try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+                sock.bind(("127.0.0.1", port))
+            except OSError as err:
+                if err.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            sock.listen()
+        yield
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m wyoming_polytts`` with ``args`` and no POLYTTS_ variables, to its end;
+    for command lines that stop at start-up (it would bind the configured ports)."""
+    return subprocess.run(
+        [sys.executable, "-m", "wyoming_polytts", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("POLYTTS_")},
+    )
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The TCP addresses (host, port) process ``pid`` listens on."""
+    connections = psutil.Process(pid).net_connections("tcp")
+    return {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
 
 
 async def get_json(server: ServerProcess, path: str) -> Any:
@@ -144,16 +97,6 @@ async def post_speech(
         if response.status != 200:
             return response.status, await response.json()
         return response.status, await response.read()
-
-
-async def describe(port: int) -> Info:
-    async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Describe().event())
-        while True:
-            event = await asyncio.wait_for(client.read_event(), TIMEOUT)
-            assert event is not None
-            if Info.is_type(event.type):
-                return Info.from_event(event)
 
 
 @dataclass
@@ -221,19 +164,18 @@ async def synthesize_stream(
     name: str | None = None,
     delay: float = 0.0,
 ) -> tuple[Speech, int]:
-    """Home Assistant's streaming sequence; also returns how many chunks were sent
-    before the first audio arrived."""
+    """Home Assistant's streaming sequence (``bench.wyoming_client.send_stream``); also
+    returns how many chunks were sent before the first audio arrived."""
     speech = Speech()
-    await client.write_event(SynthesizeStart(voice=voice(name)).event())
     sent_before_audio = len(chunks)
-    reader = asyncio.create_task(read_until(client, speech, "synthesize-stopped"))
-    for i, chunk in enumerate(chunks):
-        await client.write_event(SynthesizeChunk(text=chunk).event())
-        await asyncio.sleep(delay)
+
+    def note(i: int) -> None:
+        nonlocal sent_before_audio
         if speech.first_audio_at is not None and sent_before_audio == len(chunks):
-            sent_before_audio = i + 1
-    await client.write_event(Synthesize(text="".join(chunks), voice=voice(name)).event())
-    await client.write_event(SynthesizeStop().event())
+            sent_before_audio = i
+
+    reader = asyncio.create_task(read_until(client, speech, "synthesize-stopped"))
+    await send_stream(client, chunks, name, delay, note)
     await reader
     return speech, sent_before_audio
 

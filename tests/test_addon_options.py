@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ from wyoming_polytts.addon_options import (
 from wyoming_polytts.const import EXIT_CONFIG_ERROR
 from wyoming_polytts.errors import ConfigError
 
-from .helpers import TIMEOUT, ServerProcess, describe
+from .helpers import ServerProcess, default_ports_held, describe, get_json, listening, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -203,41 +200,35 @@ def test_unreadable_options_files(tmp_path: Path) -> None:
         load_options_file(broken)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wyoming_polytts", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("POLYTTS_")},
-    )
-
-
 def test_cli_exits_2_on_a_bad_options_file(tmp_path: Path) -> None:
     path = tmp_path / "options.json"
     path.write_text(json.dumps(_options(engines=["espeak"])), encoding="utf-8")
-    result = _cli("--options-file", str(path))
+    result = run_cli("--options-file", str(path))
     assert result.returncode == EXIT_CONFIG_ERROR, result.stderr
     assert result.stderr.strip() == (
         "wyoming-polytts: config error: add-on option engines[0]: "
         "expected one of 'piper', 'kokoro', got 'espeak'"
     )
-    both = _cli("--options-file", str(path), "--config", str(REPO / "config.yaml"))
+    both = run_cli("--options-file", str(path), "--config", str(REPO / "config.yaml"))
     assert both.returncode == EXIT_CONFIG_ERROR
     assert "--config and --options-file exclude each other" in both.stderr
 
 
 async def test_server_runs_from_an_options_file(tmp_path: Path) -> None:
-    """The add-on's run script, minus the container: options file in, voices out."""
+    """The add-on's run script, minus the container: options file in, voices out. The
+    options say 0.0.0.0:10200 and 0.0.0.0:8880, which another server holds meanwhile: the
+    test's server listens on free loopback ports all the same (the command line wins)."""
     path = tmp_path / "options.json"
     options = _options(voices_dir=str(tmp_path / "voices"), download_voices=False)
     path.write_text(json.dumps(options), encoding="utf-8")
-    server = ServerProcess(tmp_path)
-    server.source_args = ["--options-file", str(path)]
-    server.start()
-    try:
-        info = await describe(server.port)
-        voices = {voice.name for voice in info.tts[0].voices if voice.installed}
-        assert "en_US-joe-medium" in voices
-    finally:
-        assert server.stop() == 0, server.log()
+    with default_ports_held():
+        server = ServerProcess(tmp_path, source=["--options-file", str(path)]).start()
+        try:
+            info = await describe(server.port)
+            voices = {voice.name for voice in info.tts[0].voices if voice.installed}
+            assert "en_US-joe-medium" in voices
+            assert (await get_json(server, "/health"))["ready"]
+            expected = {("127.0.0.1", server.port), ("127.0.0.1", server.http_port)}
+            assert listening(server.pid) == expected
+        finally:
+            assert server.stop() == 0, server.log()

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -24,6 +22,7 @@ from wyoming.audio import AudioChunk
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeVoice
 
+from bench.server_process import WyomingProcess
 from wyoming_polytts.engines import parse_engine_options
 from wyoming_polytts.engines.base import EngineContext, SynthesisRequest
 from wyoming_polytts.engines.upstream.audio import mono_int16
@@ -72,46 +71,23 @@ def piper_command(download_dir: Path, *uri: str) -> list[str]:
     ]
 
 
-class WyomingPiper:
-    """wyoming-piper on a loopback port, started and stopped by the test."""
-
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder = folder
-        self.port = port or free_port()
-        self.uri = f"tcp://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WyomingPiper:
-        log = (self.folder / "wyoming-piper.log").open("ab")
-        self.process = subprocess.Popen(
-            piper_command(self.folder, "--uri", self.uri), stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "wyoming-piper exited"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError("wyoming-piper did not start")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=20)
+def wyoming_piper(folder: Path) -> WyomingProcess:
+    """wyoming-piper on a free loopback port (not started yet)."""
+    port = free_port()
+    command = piper_command(folder, "--uri", f"tcp://127.0.0.1:{port}")
+    return WyomingProcess("wyoming-piper", command, port, folder / "wyoming-piper.log")
 
 
 @pytest.fixture(scope="module")
-def piper_tcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WyomingPiper]:
-    upstream = WyomingPiper(tmp_path_factory.mktemp("wyoming-piper")).start()
+def piper_tcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WyomingProcess]:
+    upstream = wyoming_piper(tmp_path_factory.mktemp("wyoming-piper")).start()
     yield upstream
     upstream.stop()
 
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, piper_tcp: WyomingPiper
+    tmp_path_factory: pytest.TempPathFactory, piper_tcp: WyomingProcess
 ) -> Iterator[ServerProcess]:
     """Our Piper, wyoming-piper over TCP (prefix pi-), and as a stdio child (kid-)."""
     folder = Path(tmp_path_factory.mktemp("upstream-server"))
@@ -253,7 +229,7 @@ async def test_killed_child_fails_its_request_and_restarts(server: ServerProcess
 
 
 async def test_upstream_down_and_back(tmp_path: Path) -> None:
-    upstream = WyomingPiper(tmp_path).start()
+    upstream = wyoming_piper(tmp_path).start()
     engines = {"wyoming": {"uri": upstream.uri, "voices": [JOE], "refresh_interval": 0.5}}
     server = ServerProcess(tmp_path, {"engines": engines}).start()
     try:
@@ -274,11 +250,10 @@ async def test_upstream_down_and_back(tmp_path: Path) -> None:
         assert _health(server)["status"] == "ok"
     finally:
         assert server.stop() == 0
-        if upstream.process is not None and upstream.process.poll() is None:
-            upstream.stop()
+        upstream.stop()
 
 
-def test_engine_learns_rates_and_resamples(piper_tcp: WyomingPiper, tmp_path: Path) -> None:
+def test_engine_learns_rates_and_resamples(piper_tcp: WyomingProcess, tmp_path: Path) -> None:
     """The engine in this process: a voice's rate from its first audio; one rate per stream."""
     context = EngineContext(cache_dir=tmp_path, voices_dir=tmp_path, threads=1, base_dir=tmp_path)
     options = parse_engine_options("wyoming", {"uri": piper_tcp.uri, "voices": [JOE, SIXTEEN]})

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -51,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
         "--uri", default=env("POLYTTS_URI"), help="Wyoming URI, e.g. tcp://0.0.0.0:10200"
     )
     parser.add_argument(
+        "--http-host",
+        default=env("POLYTTS_HTTP_HOST") or None,
+        help="address of the OpenAI-compatible HTTP API, over openai.host (env POLYTTS_HTTP_HOST)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=env("POLYTTS_HTTP_PORT") or None,
+        help="port of the OpenAI-compatible HTTP API, over openai.port (env POLYTTS_HTTP_PORT)",
+    )
+    parser.add_argument(
         "--zeroconf",
         nargs="?",
         const="",
@@ -78,6 +90,9 @@ def _configure(args: argparse.Namespace) -> Config:
     wyoming = config.settings.wyoming
     if args.uri:
         wyoming.uri = args.uri
+    listen = {"host": args.http_host, "port": args.http_port}
+    if changes := {key: value for key, value in listen.items() if value is not None}:
+        config.settings.openai = replace(config.settings.openai, **changes)  # checked again
     if args.zeroconf is not None:
         wyoming.zeroconf = True
         wyoming.zeroconf_name = args.zeroconf or wyoming.zeroconf_name

@@ -15,7 +15,9 @@ import sys
 from urllib.parse import urlparse
 
 from wyoming.client import AsyncClient
-from wyoming.info import Describe, Info
+from wyoming.info import Info
+
+from .common.describe import ClosedBeforeInfoError, request_info
 
 DEFAULT_URI = "tcp://127.0.0.1:10200"
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -36,24 +38,20 @@ async def probe(uri: str, timeout: float) -> str | None:
             info = await _describe(uri)
     except TimeoutError:
         return f"no info answer within {timeout:g} s"
+    except ClosedBeforeInfoError:
+        return "connection closed before an info answer"
     except OSError as err:
         return f"cannot connect ({err.strerror or err})"
     except ValueError as err:
         return f"not a Wyoming URI ({err})"
-    if info is None:
-        return "connection closed before an info answer"
     if not any(program.installed for program in info.tts):
         return "the server answers but offers no installed TTS program"
     return None
 
 
-async def _describe(uri: str) -> Info | None:
+async def _describe(uri: str) -> Info:
     async with AsyncClient.from_uri(uri) as client:
-        await client.write_event(Describe().event())
-        while (event := await client.read_event()) is not None:
-            if Info.is_type(event.type):
-                return Info.from_event(event)
-    return None
+        return await request_info(client.read_event, client.write_event)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -78,6 +78,9 @@ class EnginePool:
             name: EngineRunner(name, e, queue_size, job_timeout) for name, e in engines.items()
         }
         self._admitting = True
+        self.ready = False
+        """Start-up is over: the engines to preload have loaded (or failed to)."""
+
         self.metrics = Metrics()
         self._lifecycle = Lifecycle(self._runners, lifecycle or LifecycleSettings(), self.metrics)
         self.metrics.watch(self.statuses, self.memory_budget)
@@ -120,6 +123,7 @@ class EnginePool:
     async def start(self, preload: Iterable[str]) -> None:
         """Start unloading idle engines, and load ``preload`` now (failures are logged)."""
         await self._lifecycle.start(preload)
+        self.ready = True
 
     def stop_admitting(self) -> None:
         """Refuse new requests from now on (shutting down); admitted ones go on."""

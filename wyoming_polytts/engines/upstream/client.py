@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_read_event, async_write_event
-from wyoming.info import Describe, Info, TtsVoice
+from wyoming.info import TtsVoice
 from wyoming.tts import (
     Synthesize,
     SynthesizeChunk,
@@ -30,6 +30,7 @@ from wyoming.tts import (
     SynthesizeVoice,
 )
 
+from ...common.describe import request_info
 from ...errors import (
     EngineUnavailableError,
     InvalidRequestError,
@@ -141,10 +142,8 @@ class Audio:
 
 async def describe(conversation: Conversation) -> UpstreamInfo:
     """Ask for ``info``; voices of all installed TTS programs (first name wins)."""
-    await conversation.write(Describe().event())
-    while not Info.is_type((event := await conversation.read()).type):
-        pass
-    programs = [p for p in Info.from_event(event).tts if p.installed]
+    info = await request_info(conversation.read, conversation.write)
+    programs = [p for p in info.tts if p.installed]
     if not programs:
         raise SynthesisError("the upstream offers no installed TTS program")
     voices: dict[str, TtsVoice] = {}
