@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from .model import LoadedModel
 
 _LOGGER = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _ATTRIBUTION = Attribution("Coqui", "https://huggingface.co/coqui/XTTS-v2")
 _LANGUAGES = (
