@@ -59,7 +59,7 @@ async def test_failure_before_the_first_audio_gets_a_status(url: str) -> None:
         assert r.status == 500
         error = (await r.json())["error"]
     assert error["code"] == "synthesis_failed"
-    assert "boom went the engine" in error["message"]
+    assert error["message"] == "engine 'piper' failed (RuntimeError); see the server log"
 
 
 async def test_failure_mid_stream_truncates_the_transfer(url: str) -> None:
