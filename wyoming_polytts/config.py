@@ -18,6 +18,7 @@ from .common.schema import from_dict
 from .const import CATALOG_REFRESH_INTERVAL, DEFAULT_VOICE, DEFAULT_WYOMING_URI
 from .engines import parse_engine_options
 from .engines.base import EngineOptions
+from .engines.placement import RaySettings, check_placement
 from .errors import ConfigError
 from .pool.memory import parse_budget
 
@@ -281,6 +282,9 @@ class Settings:
     pool: PoolSettings = field(default_factory=PoolSettings)
     voice_library: VoiceLibrarySettings = field(default_factory=VoiceLibrarySettings)
     openai: OpenAISettings = field(default_factory=OpenAISettings)
+    ray: RaySettings = field(default_factory=RaySettings)
+    """The Ray cluster engines with ``placement: ray`` run on (README "Beyond one box")."""
+
     engines: dict[str, dict[str, Any] | None] = field(default_factory=lambda: {"piper": {}})
     """Engine name to its options; each engine checks its own section."""
 
@@ -326,6 +330,9 @@ def parse_config(data: Any, base_dir: Path) -> Config:
     engine_options = {
         name: parse_engine_options(name, raw) for name, raw in settings.engines.items()
     }
+    for name, options in engine_options.items():
+        if options.enabled:
+            check_placement(f"engines.{name}", options.placement, options.ray, settings.ray)
     return Config(settings, engine_options, base_dir)
 
 

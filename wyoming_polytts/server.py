@@ -47,7 +47,7 @@ def build_pool(config: Config, library: VoiceLibrary) -> EnginePool:
         base_dir=config.base_dir,
         reference_voices=library,
     )
-    engines = create_engines(config.engine_options, context)
+    engines = create_engines(config.engine_options, context, config.settings.ray)
     settings = config.settings.pool
     lifecycle = LifecycleSettings(
         memory_budget=resolve_budget(settings.gpu_memory_budget, "pool.gpu_memory_budget"),

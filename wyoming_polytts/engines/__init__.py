@@ -12,11 +12,15 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..common.schema import from_dict
 from ..errors import ConfigError
 from .base import Engine, EngineContext, EngineOptions
+from .placement import RaySettings
+
+if TYPE_CHECKING:
+    from .ray.proxy import RayEngines
 
 
 @dataclass(frozen=True)
@@ -106,12 +110,19 @@ def missing_requirements(name: str) -> list[str]:
 
 
 def create_engines(
-    options: Mapping[str, EngineOptions], context: EngineContext
+    options: Mapping[str, EngineOptions],
+    context: EngineContext,
+    ray: RaySettings | None = None,
 ) -> dict[str, Engine]:
-    """Instantiate every enabled engine, in config order."""
+    """Instantiate every enabled engine, in config order; those placed on Ray as proxies
+    to the cluster of ``ray``."""
+    enabled = {name: each for name, each in options.items() if each.enabled}
+    remote = [name for name, each in enabled.items() if each.placement == "ray"]
+    on_ray = _ray_engines(remote[0], ray) if remote else None
     engines: dict[str, Engine] = {}
-    for name, engine_options in options.items():
-        if not engine_options.enabled:
+    for name, engine_options in enabled.items():
+        if on_ray is not None and name in remote:
+            engines[name] = on_ray.create(name, engine_class(name), engine_options, context)
             continue
         missing = missing_requirements(name)
         if missing:
@@ -122,3 +133,17 @@ def create_engines(
             )
         engines[name] = engine_class(name)(engine_options, context)
     return engines
+
+
+def _ray_engines(first: str, ray: RaySettings | None) -> RayEngines:
+    """What makes engines placed on Ray (``first`` is one, for the messages)."""
+    if ray is None or ray.address is None:
+        raise EngineSetupError(f"engines.{first}: placement ray needs ray.address")
+    if importlib.util.find_spec("ray") is None:
+        raise EngineSetupError(
+            f"engines.{first}: placement ray needs Ray; install it with "
+            "pip install 'wyoming-polytts[ray]'"
+        )
+    from .ray.proxy import RayEngines
+
+    return RayEngines(ray)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..common.reference_voice import NoReferenceVoices, ReferenceVoices
 from ..errors import InvalidRequestError
+from .placement import Placement, RayPlacement
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ class EngineOptions:
     """Memory the loaded engine takes, in bytes or as text such as ``2GiB``, for planning
     loads under ``pool.gpu_memory_budget``; a larger size measured at a load replaces it.
     None: unknown until the first load is measured."""
+
+    placement: Placement = "local"
+    """Where the engine runs: in this process, or as Ray Serve replicas on the cluster
+    of the ``ray`` section (README "Beyond one box")."""
+
+    ray: RayPlacement = field(default_factory=RayPlacement)
+    """Replicas, resources and scaling when ``placement`` is ``ray``."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +285,12 @@ class Engine(ABC, Generic[OptionsT]):
         """
         return None
 
+    def replicas(self) -> dict[str, int] | None:
+        """For an engine whose work runs in replicas elsewhere (Ray Serve): how many are in
+        each state (``RUNNING``, ``STARTING``...); None for an engine in this process.
+        Called on the event loop, so it must be cheap."""
+        return None
+
     def health(self) -> dict[str, Any] | None:
         """Engine-specific health details for ``/health`` (JSON-able), or None.
 
@@ -293,3 +307,14 @@ class Engine(ABC, Generic[OptionsT]):
         Blocking; the pool runs it in a worker thread and may stop iterating early
         when the client goes away.
         """
+
+    def cancel(self, request: SynthesisRequest) -> None:
+        """The pool no longer wants the audio of ``request``, whose :meth:`synthesize` call
+        has started: its client left, or the request failed.
+
+        Called on the event loop, possibly while a worker waits inside the call. The pool
+        stops iterating at the next piece anyway; an engine whose call waits on another
+        machine (Ray) ends that call here at once, freeing the remote slot. The default
+        does nothing.
+        """
+        return None

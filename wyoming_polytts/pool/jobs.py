@@ -49,6 +49,13 @@ class Job:
 
         self.transform = transform
         self.cancelled = threading.Event()
+        """Set (through :meth:`cancel`) when nobody wants the job's audio any more; its
+        worker stops at the next piece."""
+
+        self.on_cancel: Callable[[], None] | None = None
+        """Called by :meth:`cancel` while the engine call has started: tells the engine
+        (:meth:`Engine.cancel`), so a call that waits on another machine ends at once."""
+
         self.heard = False
         """It has handed over a piece of audio."""
 
@@ -106,6 +113,14 @@ class Job:
         except RuntimeError:  # the loop has closed: nobody is listening any more
             self.cancelled.set()
 
+    def cancel(self) -> None:
+        """Nobody wants the job's audio any more (on the loop): its worker stops at the next
+        piece, and an engine call that has started and not returned is told at once."""
+        first = not self.cancelled.is_set()
+        self.cancelled.set()
+        if first and not self.finished and self.on_cancel is not None:
+            self.on_cancel()
+
     def end(self) -> None:
         """Hand the end of the output to the reader (on the loop, after the last piece)."""
         self._deliver(_END)
@@ -115,7 +130,7 @@ class Job:
         the worker is told to stop and anything it hands over later is dropped."""
         if self.finished:
             return
-        self.cancelled.set()
+        self.cancel()
         self._deliver(err)
         self.end()
 

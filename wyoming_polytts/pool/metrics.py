@@ -171,7 +171,14 @@ class _PoolCollector(Collector):
             "Sentence jobs past pool.job_timeout whose engine call has not returned",
             labels=["engine"],
         )
+        replicas = GaugeMetricFamily(
+            "polytts_engine_replicas",
+            "Replicas of an engine placed on Ray, by state (RUNNING, STARTING...)",
+            labels=["engine", "state"],
+        )
         for name, status in statuses.items():
+            for replica_state, count in (status.replicas or {}).items():
+                replicas.add_metric([name, replica_state], float(count))
             for each in EngineState:
                 state.add_metric([name, each.value], 1.0 if status.state is each else 0.0)
             held = status.memory if status.state is EngineState.LOADED else 0
@@ -180,7 +187,7 @@ class _PoolCollector(Collector):
             running.add_metric([name], float(status.running))
             requests.add_metric([name], float(status.requests))
             stuck.add_metric([name], float(status.stuck))
-        yield from (state, memory, waiting, running, requests, stuck)
+        yield from (state, memory, waiting, running, requests, stuck, replicas)
         if self._budget is not None:
             yield GaugeMetricFamily(
                 "polytts_memory_budget_bytes",

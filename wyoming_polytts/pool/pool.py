@@ -60,7 +60,7 @@ class PoolSession:
 
     def cancel(self) -> None:
         for job in self._jobs:
-            job.cancelled.set()
+            job.cancel()
 
 
 class EnginePool:

@@ -69,6 +69,7 @@ class EngineRunner:
             waiting=self.scheduler.waiting,
             requests=len(self.scheduler.sessions),
             stuck=self.scheduler.watchdog.stuck,
+            replicas=self.engine.replicas(),
         )
 
     async def prepare(self) -> None:

@@ -171,6 +171,7 @@ class Scheduler:
 
     def _start(self, job: Job) -> None:
         self.running.add(job)
+        job.on_cancel = partial(self._engine.cancel, job.request)
         self.watchdog.started(job)
         turn = partial(run_turn, self._engine, self._name, job, self._make_way, self._dispatch)
         future = asyncio.get_running_loop().run_in_executor(self._executor, turn)

@@ -61,6 +61,9 @@ class EngineStatus:
     """Sentence jobs past ``pool.job_timeout`` whose engine call has not returned yet
     (each keeps its worker busy)."""
 
+    replicas: dict[str, int] | None = None
+    """Replicas elsewhere (Ray Serve) by state; None for an engine in this process."""
+
 
 class IllegalTransition(RuntimeError):
     """A lifecycle move that the engine's current state does not allow."""
