@@ -11,7 +11,7 @@ TORCHAUDIO_VERSION := 2.11.0
 # test target installs it when missing (as root). No browser is ever downloaded.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint check bench bench-quick soak gpu-check clean
+.PHONY: run test lint check bench bench-quick bench-ray soak gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 $(VENV)/.test-installed: pyproject.toml tools/cpu_torchaudio.py | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH) numpy
 	$(BIN)/python tools/cpu_torchaudio.py --version $(TORCHAUDIO_VERSION)
-	$(BIN)/pip install --quiet -e '.[piper,kokoro,test,bench,xtts,zipvoice]' $(TORCH) torchaudio==$(TORCHAUDIO_VERSION)
+	$(BIN)/pip install --quiet -e '.[piper,kokoro,test,bench,xtts,zipvoice,ray]' $(TORCH) torchaudio==$(TORCHAUDIO_VERSION)
 	touch $@
 
 run: $(VENV)/.run-installed
@@ -39,8 +39,11 @@ lint: $(VENV)/.test-installed
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
+# tests/ray start a Ray cluster, which binds every interface: they run in a network
+# namespace of their own with only loopback (unshare needs root, as CI has).
 test: lint | $(CHROMIUM)
 	$(BIN)/pytest
+	unshare --net sh -c 'ip link set lo up && $(BIN)/pytest tests/ray'
 
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[piper,bench]'
@@ -53,6 +56,11 @@ bench: $(VENV)/.bench-installed
 
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
+
+# Piper in-process against one and two Ray replicas (README "Beyond one box"): a
+# two-node cluster on this machine, in a network namespace with only loopback (root).
+bench-ray: $(VENV)/.test-installed
+	unshare --net sh -c 'ip link set lo up && $(BIN)/python -m bench.ray_bench $(BENCH_ARGS)'
 
 # The five-minute soak (README "Reliability"): 32 Wyoming + 16 HTTP clients; figures
 # into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".

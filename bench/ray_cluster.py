@@ -33,7 +33,7 @@ HOST = "127.0.0.1"
 _START_TIMEOUT = 90.0
 """Seconds a node may take to report that its Ray runtime started."""
 
-_STOP_WAIT = 15.0
+_STOP_WAIT = 5.0
 """Seconds a node may take to exit after SIGTERM before its session is killed."""
 
 _STARTED = "Ray runtime started"

@@ -12,15 +12,12 @@ import importlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..common.schema import from_dict
 from ..errors import ConfigError
 from .base import Engine, EngineContext, EngineOptions
 from .placement import RaySettings
-
-if TYPE_CHECKING:
-    from .ray.proxy import RayEngines
 
 
 @dataclass(frozen=True)
@@ -135,8 +132,19 @@ def create_engines(
     return engines
 
 
-def _ray_engines(first: str, ray: RaySettings | None) -> RayEngines:
-    """What makes engines placed on Ray (``first`` is one, for the messages)."""
+class RemoteEngines(Protocol):
+    """Makes the engines placed elsewhere (``ray.proxy.RayEngines``)."""
+
+    def create(
+        self, section: str, cls: type[Engine], options: EngineOptions, context: EngineContext
+    ) -> Engine:
+        """The engine of config section ``section``, whose own class is ``cls``."""
+        ...
+
+
+def _ray_engines(first: str, ray: RaySettings | None) -> RemoteEngines:
+    """What makes engines placed on Ray (``first`` is one, for the messages); imported
+    only then, as engine modules are."""
     if ray is None or ray.address is None:
         raise EngineSetupError(f"engines.{first}: placement ray needs ray.address")
     if importlib.util.find_spec("ray") is None:
@@ -144,6 +152,5 @@ def _ray_engines(first: str, ray: RaySettings | None) -> RayEngines:
             f"engines.{first}: placement ray needs Ray; install it with "
             "pip install 'wyoming-polytts[ray]'"
         )
-    from .ray.proxy import RayEngines
-
-    return RayEngines(ray)
+    factory: RemoteEngines = importlib.import_module(f"{__name__}.ray.proxy").RayEngines(ray)
+    return factory

@@ -189,6 +189,11 @@ class Engine(ABC, Generic[OptionsT]):
     default_preload: ClassVar[bool] = True
     """Whether the engine loads at start when its ``preload`` option is None."""
 
+    pausable: ClassVar[bool] = True
+    """The pool may set a sentence aside between two pieces (its generator kept, its work
+    stopped) to give the worker to a waiting first sentence. False for an engine whose work
+    goes on elsewhere meanwhile (Ray replicas, which take such turns themselves)."""
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for base in cls.__dict__.get("__orig_bases__", ()):

@@ -70,7 +70,8 @@ class RayPlacement:
     started with ``--resources '{"box_b": 1}'``."""
 
     max_ongoing_requests: int | None = None
-    """Sentences one replica works on at once; None: the engine's ``concurrency``."""
+    """Sentences one replica takes at once (None: 8); its engine works on ``concurrency``
+    of them at a time, taking turns between pieces as the pool does."""
 
     refresh_interval: float = 30.0
     """Seconds between two reads of the engine's voices on the cluster."""

@@ -178,8 +178,9 @@ class Scheduler:
         future.add_done_callback(partial(self._job_done, job))
 
     def _make_way(self) -> bool:
-        """Read by a worker after each piece: a first sentence waits for a worker."""
-        return self._first_waiting
+        """Read by a worker after each piece: a first sentence waits for a worker (and the
+        engine's work stops while its sentence is set aside)."""
+        return self._first_waiting and self._engine.pausable
 
     def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
         # The job's end goes to its reader only here, once its worker is free: a

@@ -6,9 +6,10 @@ until its replicas have loaded the engine's own class, ``unload()`` deletes it (
 replica is left), and ``synthesize()`` streams one sentence from a replica piece
 by piece through a deployment handle, in the pool's worker thread as any engine
 does. When the pool cancels a sentence, :meth:`RayEngine.cancel` cancels the
-replica's call at once, which frees its place there. The engine runs
-``replicas * max_ongoing_requests`` sentences at once, and the pool's queue
-(first sentences first) stays the only queue.
+replica's call at once, which frees its place there. The pool sends up to
+``replicas * max_ongoing_requests`` sentences at once, first sentences first; in
+a replica they take turns piece by piece as in the pool (see :mod:`.turns`), so
+the pool does not set a sentence aside itself (``pausable``).
 
 Its voices are read on a node of the cluster and kept (see :mod:`.watch`);
 library voices go there by content (see :mod:`.voices`).
@@ -38,6 +39,10 @@ from .watch import Watcher
 
 _LOGGER = logging.getLogger(__name__)
 
+DEFAULT_ONGOING = 8
+"""Sentences a replica takes at once when ``max_ongoing_requests`` is not set; its engine
+works on ``concurrency`` of them at a time, taking turns (see :mod:`.turns`)."""
+
 _LISTING_TIMEOUT = 60.0
 """Seconds a replica may take to list the engine's voices."""
 
@@ -63,7 +68,6 @@ class RayEngines:
                 "name": cls.name,
                 "capabilities": cls.capabilities,
                 "options_type": cls.options_type,
-                "default_concurrency": cls.default_concurrency,
                 "option_keys": cls.option_keys,
                 "default_preload": cls.default_preload,
             },
@@ -74,6 +78,8 @@ class RayEngines:
 class RayEngine(Engine[EngineOptions]):
     """Base of the proxies: the engine class's facts are set on each subclass."""
 
+    pausable = False  # the call would go on in the replica, which takes turns itself
+
     def __init__(
         self, options: EngineOptions, context: EngineContext, section: str, cluster: Cluster
     ) -> None:
@@ -81,14 +87,12 @@ class RayEngine(Engine[EngineOptions]):
         self.section = section
         self._cluster = cluster
         self._placement = options.ray
-        self._per_replica = (
-            options.ray.max_ongoing_requests or options.concurrency or self.default_concurrency
-        )
+        self._per_replica = options.ray.max_ongoing_requests or DEFAULT_ONGOING
         self._deployment = cluster.deployment(section, options.ray)
         num_cpus = options.ray.num_cpus
         self._spec = ReplicaSpec(
             section=section,
-            options=replace(options, concurrency=self._per_replica, placement="local"),
+            options=replace(options, placement="local"),
             cache_dir=context.cache_dir,
             base_dir=context.base_dir,
             threads=max(1, round(num_cpus)) if num_cpus else None,

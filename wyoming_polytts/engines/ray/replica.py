@@ -5,8 +5,9 @@ builds the engine's own class from the server's options, loads it in its
 constructor (Serve counts the replica as started once it has), and streams each
 sentence's PCM back piece by piece. Its ``synthesize`` is an async generator, so
 that a caller who cancels the response stops it in the replica (a plain
-generator would run on). The engine's blocking generator runs in a thread of the
-replica, one per request it takes at once, and stops at its next piece.
+generator would run on). The engine's blocking generator is stepped a piece at a
+time in the replica's threads, as many as the engine's ``concurrency``, taking
+turns (:mod:`.turns`); a cancelled sentence stops after the piece it is on.
 
 :func:`describe_voices` lists the engine's voices on a node without loading it,
 as a Ray task (see :meth:`.cluster.Cluster.describe`).
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,19 +29,13 @@ import ray
 
 from .. import engine_class
 from ..base import Engine, EngineContext, EngineOptions, SynthesisRequest, VoiceInfo
+from .turns import Turns
 from .voices import NodeVoices, VoiceContent
 
 _LOGGER = logging.getLogger(__name__)
 
 _VOICES_FOLDER = "ray-voices"
 """Folder of ``cache_dir`` (on each node) where library recordings are kept by hash."""
-
-
-class _End:
-    """Marks the end of one sentence's pieces."""
-
-
-_END = _End()
 
 
 @dataclass(frozen=True)
@@ -81,33 +75,39 @@ class EngineReplica:
         self._engine, self._voices = spec.build()
         self._engine.prepare()
         self._engine.load()
-        self._threads = ThreadPoolExecutor(
-            self._engine.concurrency, thread_name_prefix=f"polytts-{spec.section}"
-        )
+        concurrency = self._engine.concurrency
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix=spec.section)
+        self._turns = Turns(concurrency)
         _LOGGER.info("Engine %s loaded in replica pid %d", spec.section, os.getpid())
 
     async def synthesize(
         self, request: SynthesisRequest, voice: VoiceContent | None
     ) -> AsyncIterator[np.ndarray]:
-        """One sentence's PCM; ``voice`` carries a library voice the request speaks with."""
+        """One sentence's PCM, a turn per piece (see :mod:`.turns`); ``voice`` carries
+        the library voice the request speaks with."""
         if voice is not None:
             await self._voices.receive(voice)
         loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[np.ndarray | Exception | _End] = asyncio.Queue()
-        stop = threading.Event()
-
-        def put(item: np.ndarray | Exception | _End) -> None:
-            loop.call_soon_threadsafe(pieces.put_nowait, item)
-
-        start = partial(self._engine.synthesize, request)
-        loop.run_in_executor(self._threads, _drain, start, put, stop)
+        sentence = _Sentence(partial(self._engine.synthesize, request))
+        arrival, unheard = self._turns.arrival(), request.first
+        step: asyncio.Future[np.ndarray | None] | None = None
         try:
-            while not isinstance(item := await pieces.get(), _End):
-                if isinstance(item, Exception):
-                    raise item
-                yield item
-        finally:
-            stop.set()  # the caller cancelled (or the engine failed): its thread stops
+            while True:
+                await self._turns.take(unheard, request.first, arrival)
+                try:
+                    step = loop.run_in_executor(self._threads, sentence.next_piece)
+                    piece = await step
+                finally:
+                    self._turns.give()
+                if piece is None:
+                    return
+                unheard = False
+                yield piece
+        finally:  # ended, failed, or cancelled by the caller: close it once it is idle
+            if step is None or step.done():
+                self._threads.submit(sentence.close)
+            else:
+                step.add_done_callback(lambda _: self._threads.submit(sentence.close))
 
     async def voices(self, library: list[VoiceContent]) -> list[VoiceInfo]:
         """The loaded engine's voices (an upstream's come only once it is connected), with
@@ -116,26 +116,23 @@ class EngineReplica:
         return self._engine.voices()
 
 
-def _drain(
-    start: Callable[[], Iterator[np.ndarray]],
-    put: Callable[[np.ndarray | Exception | _End], None],
-    stop: threading.Event,
-) -> None:
-    """Hand the engine's pieces to the replica's loop until they end or ``stop`` is set
-    (blocking; in a thread of the replica)."""
-    pieces: Iterator[np.ndarray] | None = None
-    try:
-        pieces = start()
-        for piece in pieces:
-            if stop.is_set():
-                break
-            put(piece)
-    except Exception as err:  # raised to the caller, as in the server's own workers
-        put(err)
-    finally:
-        if isinstance(pieces, Generator):
-            pieces.close()
-        put(_END)
+class _Sentence:
+    """The engine's generator for one sentence, stepped one piece at a time in whichever
+    thread of the replica has the turn (never two at once)."""
+
+    def __init__(self, start: Callable[[], Iterator[np.ndarray]]) -> None:
+        self._start = start
+        self._pieces: Iterator[np.ndarray] | None = None
+
+    def next_piece(self) -> np.ndarray | None:
+        """The next piece, or None at the end (blocking)."""
+        if self._pieces is None:
+            self._pieces = self._start()
+        return next(self._pieces, None)
+
+    def close(self) -> None:
+        if isinstance(self._pieces, Generator):
+            self._pieces.close()
 
 
 @ray.remote
