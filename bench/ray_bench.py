@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ def summarize(figures: dict[str, dict[int, Figures]]) -> dict[str, Any]:
     return out
 
 
-def render(summary: dict[str, Any], memory: dict[str, float], rounds: int) -> str:
+def render(
+    summary: dict[str, Any], memory: dict[str, float], ready: dict[str, float], rounds: int
+) -> str:
     rows = []
     for name, levels in summary.items():
         for level, each in levels.items():
@@ -129,7 +132,7 @@ def render(summary: dict[str, Any], memory: dict[str, float], rounds: int) -> st
                     name,
                     str(level),
                     ms(each["first_audio"]),
-                    DASH if name == IN_PROCESS else f"{ms(added)}",
+                    DASH if name == IN_PROCESS else _signed_ms(added),
                     times(each["throughput"]),
                     DASH if name == IN_PROCESS else times(each["throughput_ratio"]),
                     str(each["errors"]),
@@ -141,9 +144,15 @@ def render(summary: dict[str, Any], memory: dict[str, float], rounds: int) -> st
     lines += table(header, rows)
     lines += ["Goals (each Ray system against in-process):", ""]
     lines += [f"- {goal}" for goal in goals(summary)] + [""]
+    lines += ["Seconds from starting a server until it is ready (Piper loaded):", ""]
+    lines += table(["System", "Seconds"], [[k, f"{v:.1f}"] for k, v in ready.items()])
     lines += ["Resident memory after the run (MiB):", ""]
     lines += table(["Process group", "MiB"], [[k, f"{v:.0f}"] for k, v in memory.items()])
     return "\n".join(lines)
+
+
+def _signed_ms(seconds: float | None) -> str:
+    return DASH if seconds is None else f"{seconds * 1000:+.0f}"
 
 
 def goals(summary: dict[str, Any]) -> list[str]:
@@ -156,7 +165,7 @@ def goals(summary: dict[str, Any]) -> list[str]:
             added = levels[level]["first_audio_added"]
             met = added is not None and added <= GOAL_FIRST_AUDIO
             verdicts.append(
-                f"{name}, {level} client(s): first audio +{ms(added)} ms "
+                f"{name}, {level} client(s): first audio {_signed_ms(added)} ms "
                 f"(goal at most +{GOAL_FIRST_AUDIO * 1000:.0f}): {'met' if met else 'not met'}"
             )
         ratio = levels[max(LEVELS)]["throughput_ratio"]
@@ -189,9 +198,11 @@ def _memory(cluster: LocalCluster) -> dict[str, float]:
     return {**replicas, "the cluster's own processes (two nodes, Serve controller)": rest}
 
 
-async def run(rounds: int, work: Path) -> tuple[dict[str, Any], dict[str, float]]:
+async def run(rounds: int, work: Path) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
     cluster = LocalCluster(head_resources={"slot": 1}, node_resources={"slot": 1, "box_b": 1})
     servers: dict[str, ServerProcess] = {}
+    ready: dict[str, float] = {}
+    """Seconds from starting each server until it answered with Piper loaded."""
     with cluster:
         try:
             for index, (name, piper) in enumerate(SYSTEMS.items()):
@@ -202,14 +213,16 @@ async def run(rounds: int, work: Path) -> tuple[dict[str, Any], dict[str, float]
                 folder = work / f"server{index}"
                 folder.mkdir()
                 server = ServerProcess(folder, config)
+                started = time.perf_counter()
                 await asyncio.to_thread(server.start)
+                ready[name] = time.perf_counter() - started
                 servers[name] = server
             figures = await _measure(servers, rounds)
             memory = _memory(cluster)
         finally:
             for server in servers.values():
                 server.stop()
-    return summarize(figures), memory
+    return summarize(figures), memory, ready
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         print("ray_bench: run inside a network namespace with only loopback", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="polytts-ray-bench-") as work:
-        summary, memory = asyncio.run(run(args.rounds, Path(work)))
-    report = render(summary, memory, args.rounds)
+        summary, memory, ready = asyncio.run(run(args.rounds, Path(work)))
+    report = render(summary, memory, ready, args.rounds)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ray.md").write_text(report + "\n", encoding="utf-8")
-    data = {"rounds": args.rounds, "summary": summary, "memory_mib": memory}
+    data = {"rounds": args.rounds, "summary": summary, "memory_mib": memory, "ready_s": ready}
     (args.out / "ray.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     print(report)
     return 0

@@ -134,7 +134,7 @@ def test_build_context_keeps_what_the_images_copy() -> None:
 
 def test_compose_file(monkeypatch: pytest.MonkeyPatch) -> None:
     compose: Any = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
-    (service,) = compose["services"].values()
+    (service,) = (each for each in compose["services"].values() if "profiles" not in each)
     assert service["build"] == "."
     assert service["restart"] == "unless-stopped"
     (device,) = service["deploy"]["resources"]["reservations"]["devices"]
@@ -153,3 +153,30 @@ def test_compose_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.config == Path(environment["POLYTTS_CONFIG"])
     assert args.uri == environment["POLYTTS_URI"]
     assert args.debug is False
+
+
+def test_compose_ray_profiles() -> None:
+    """The server with the Ray head, and a GPU worker node joining it (README "Beyond one
+    box"): one image with the ray extra, the host's network, and a config placing engines
+    on the worker's custom resource."""
+    compose: Any = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    server, worker = compose["services"]["wyoming-polytts-ray"], compose["services"]["ray-worker"]
+    assert (server["profiles"], worker["profiles"]) == (["ray"], ["ray-worker"])
+    assert server["image"] == worker["image"] and server["build"] == worker["build"]
+    assert "ray" in server["build"]["args"]["EXTRAS"].split(",")
+    assert set(server["build"]["args"]["EXTRAS"].split(",")) <= _pyproject_extras()
+    assert server["network_mode"] == worker["network_mode"] == "host"
+    head, join = server["entrypoint"][-1], worker["entrypoint"][-1]
+    assert "ray start --head --port=6379" in head and "--include-dashboard=false" in head
+    assert head.endswith("exec wyoming-polytts")
+    assert '--address="$$RAY_HEAD:6379"' in join and "--block" in join
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["capabilities"] == ["gpu"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in server["volumes"]}
+    config = load_config(REPO / mounted[server["environment"]["POLYTTS_CONFIG"]])
+    assert config.settings.ray.address == "127.0.0.1:6379"
+    resource = re.search(r"--resources='\{\"(\w+)\": \d+\}'", join)
+    assert resource, join
+    placed = [o for o in config.engine_options.values() if o.placement == "ray"]
+    assert placed and all(resource[1] in o.ray.resources for o in placed)
+
