@@ -179,4 +179,3 @@ def test_compose_ray_profiles() -> None:
     assert resource, join
     placed = [o for o in config.engine_options.values() if o.placement == "ray"]
     assert placed and all(resource[1] in o.ray.resources for o in placed)
-

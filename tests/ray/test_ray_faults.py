@@ -66,6 +66,8 @@ async def server(
         "zipvoice": {**on_ray(cluster), "model_dir": str(tiny_zipvoice), "int8": False},
         # Its voices are listed on the node; its load fails there (no such model).
         "kokoro": {**on_ray(cluster), "model": "/nonexistent/kokoro.onnx", "preload": False},
+        # No node offers box_z: nothing can place it, which start-up reports at once.
+        "piper": on_ray(cluster, resources={"box_z": 1}),
     }
     config = {"ray": {"address": cluster.address, "namespace": NAMESPACE}, "engines": engines}
     process = ServerProcess(tmp_path_factory.mktemp("ray-faults"), config)
@@ -143,6 +145,17 @@ async def test_a_load_that_fails_on_ray_reaches_the_client(server: ServerProcess
     health = await engine_health(server, "kokoro")
     assert health["state"] == "failed"
     assert not replica_pids(f"{NAMESPACE}-kokoro")  # the failed application was deleted
+
+
+async def test_a_placement_no_node_can_take_is_reported(
+    server: ServerProcess, cluster: LocalCluster
+) -> None:
+    health = await get_json(server, "/health")
+    piper = health["engines"]["piper"]
+    nowhere = f"no node of the Ray cluster at {cluster.address} offers CPU 1, box_z 1"
+    assert piper["error"] == nowhere  # failed at start (and retried on a request later)
+    assert not piper["detail"]["ok"] and piper["detail"]["problem"] == nowhere
+    assert health["status"] == "degraded"
 
 
 async def test_a_library_voice_is_cloned_in_a_replica(
