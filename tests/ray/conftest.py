@@ -53,20 +53,25 @@ def on_ray(cluster: LocalCluster, replicas: int = 1, **ray: Any) -> dict[str, An
     }
 
 
-def replica_pids(app: str) -> list[int]:
-    """Processes of the Serve application ``app``'s replicas (by their process title)."""
+def replica_pids(cluster: LocalCluster, app: str) -> list[int]:
+    """Processes of the Serve application ``app``'s replicas on ``cluster`` (by their
+    process title, in the sessions of its nodes)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if f"ServeReplica:{app}:" in cmdline:
+        if f"ServeReplica:{app}:" in cmdline and node_of(cluster, process.pid) is not None:
             found.append(process.pid)
     return found
 
 
-def node_of(cluster: LocalCluster, pid: int) -> int:
-    """Which node of ``cluster`` runs process ``pid`` (0: the head, 1: the second)."""
+def node_of(cluster: LocalCluster, pid: int) -> int | None:
+    """Which node of ``cluster`` runs process ``pid`` (0: the head, 1: the second); None
+    for a process of none of them."""
     sessions = [node.process.pid for node in cluster.nodes]
-    return sessions.index(os.getsid(pid))
+    try:
+        return sessions.index(os.getsid(pid))
+    except (OSError, ValueError):
+        return None
 
 
 async def engine_health(server: ServerProcess, engine: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def server(
     process = ServerProcess(tmp_path_factory.mktemp("ray-engines"), config).start()
     yield process
     assert process.stop() == 0, process.log()
-    assert not replica_pids(f"{NAMESPACE}-piper"), "replicas left behind at shutdown"
+    assert not replica_pids(cluster, f"{NAMESPACE}-piper"), "replicas left behind at shutdown"
 
 
 async def _voices(server: ServerProcess) -> dict[str, Any]:
@@ -68,7 +68,7 @@ async def test_replicas_run_on_the_second_node(
     server: ServerProcess, cluster: LocalCluster
 ) -> None:
     for app, replicas in ((f"{NAMESPACE}-piper", 2), (f"{NAMESPACE}-kokoro", 1)):
-        pids = replica_pids(app)
+        pids = replica_pids(cluster, app)
         assert len(pids) == replicas, app
         assert {node_of(cluster, pid) for pid in pids} == {1}, app
     piper = await engine_health(server, "piper")
@@ -106,8 +106,10 @@ async def test_openai_streams_kokoro_piece_by_piece(server: ServerProcess) -> No
     assert_speech_like(samples, 24000, f"{JAPANESE}{JAPANESE}")
 
 
-async def test_two_replicas_serve_eight_clients(server: ServerProcess) -> None:
-    pids = replica_pids(f"{NAMESPACE}-piper")
+async def test_two_replicas_serve_eight_clients(
+    server: ServerProcess, cluster: LocalCluster
+) -> None:
+    pids = replica_pids(cluster, f"{NAMESPACE}-piper")
     before = [sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids]
 
     async def one() -> None:
@@ -121,12 +123,18 @@ async def test_two_replicas_serve_eight_clients(server: ServerProcess) -> None:
     assert all(b > a for a, b in zip(before, after, strict=True)), "a replica did no work"
 
 
-async def test_idle_engine_scales_to_zero_and_back(server: ServerProcess) -> None:
+async def test_idle_engine_scales_to_zero_and_back(
+    server: ServerProcess, cluster: LocalCluster
+) -> None:
     app = f"{NAMESPACE}-piper-idle"
 
     async def scaled_down() -> bool:
         health = await engine_health(server, "piper-idle")
-        return health["state"] == "unloaded" and not health["replicas"] and not replica_pids(app)
+        return (
+            health["state"] == "unloaded"
+            and not health["replicas"]
+            and not replica_pids(cluster, app)
+        )
 
     await wait_for("idle unload", scaled_down)
     async with AsyncTcpClient("127.0.0.1", server.port) as client:

@@ -109,10 +109,10 @@ async def test_a_client_that_leaves_frees_the_replica(
 
 
 async def test_a_killed_replica_fails_its_request_and_comes_back(
-    server: ServerProcess, upstream: ScriptedUpstream
+    server: ServerProcess, upstream: ScriptedUpstream, cluster: LocalCluster
 ) -> None:
     app = f"{NAMESPACE}-wyoming"
-    (pid,) = replica_pids(app)
+    (pid,) = replica_pids(cluster, app)
     async with AsyncTcpClient("127.0.0.1", server.port) as client:
         speech = await _start_endless(client, upstream)
         os.kill(pid, signal.SIGKILL)
@@ -125,7 +125,7 @@ async def test_a_killed_replica_fails_its_request_and_comes_back(
         after = await asyncio.wait_for(synthesize(client, "Hello.", VOICE), TIMEOUT)
     assert not after.errors, after.errors
     assert after.duration == pytest.approx(0.5, abs=0.05)
-    (new_pid,) = replica_pids(app)
+    (new_pid,) = replica_pids(cluster, app)
     assert new_pid != pid
 
     async def running_again() -> bool:
@@ -135,7 +135,9 @@ async def test_a_killed_replica_fails_its_request_and_comes_back(
     await wait_for("the new replica in /health", running_again)
 
 
-async def test_a_load_that_fails_on_ray_reaches_the_client(server: ServerProcess) -> None:
+async def test_a_load_that_fails_on_ray_reaches_the_client(
+    server: ServerProcess, cluster: LocalCluster
+) -> None:
     async with AsyncTcpClient("127.0.0.1", server.port) as client:
         speech = await synthesize(client, "こんにちは。", "jf_alpha")
     (error,) = speech.errors
@@ -144,7 +146,7 @@ async def test_a_load_that_fails_on_ray_reaches_the_client(server: ServerProcess
     assert "/nonexistent/kokoro.onnx" in error.text
     health = await engine_health(server, "kokoro")
     assert health["state"] == "failed"
-    assert not replica_pids(f"{NAMESPACE}-kokoro")  # the failed application was deleted
+    assert not replica_pids(cluster, f"{NAMESPACE}-kokoro")  # the failed application was deleted
 
 
 async def test_a_placement_no_node_can_take_is_reported(

@@ -211,6 +211,7 @@ def remote_failure(section: str, err: Exception) -> PolyttsError:
     if isinstance(err, RayTaskError) and isinstance(err.cause, PolyttsError):
         return err.cause
     if isinstance(err, RayActorError):
+        _LOGGER.warning("Engine %s: its Ray replica died during a request", section)
         return SynthesisError(
             f"engine '{section}': its Ray replica died during the request; "
             "Ray Serve starts another, try again"

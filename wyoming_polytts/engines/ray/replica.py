@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -87,26 +87,23 @@ class EngineReplica:
         the library voice the request speaks with."""
         if voice is not None:
             await self._voices.receive(voice)
-        loop = asyncio.get_running_loop()
         sentence = _Sentence(partial(self._engine.synthesize, request))
         arrival, unheard = self._turns.arrival(), request.first
-        step: asyncio.Future[np.ndarray | None] | None = None
+        step: Future[np.ndarray | None] | None = None
         try:
             while True:
                 await self._turns.take(unheard, request.first, arrival)
                 try:
-                    step = loop.run_in_executor(self._threads, sentence.next_piece)
-                    piece = await step
+                    step = self._threads.submit(sentence.next_piece)
+                    piece = await asyncio.wrap_future(step)
                 finally:
                     self._turns.give()
                 if piece is None:
                     return
                 unheard = False
                 yield piece
-        finally:  # ended, failed, or cancelled by the caller: close it once it is idle
-            if step is None or step.done():
-                self._threads.submit(sentence.close)
-            else:
+        finally:  # ended, failed, or cancelled by the caller: closed once its step is over
+            if step is not None:
                 step.add_done_callback(lambda _: self._threads.submit(sentence.close))
 
     async def voices(self, library: list[VoiceContent]) -> list[VoiceInfo]:
