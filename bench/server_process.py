@@ -150,6 +150,7 @@ class ServerProcess(WyomingProcess):
         *,
         source: list[str] | None = None,
         http: bool = True,
+        program: list[str] | None = None,
     ) -> None:
         """Its log (and its config) go in ``folder``.
 
@@ -157,6 +158,8 @@ class ServerProcess(WyomingProcess):
         voices folders inside ``folder`` unless it names them; or, with ``source``, the
         arguments that name it (``["--options-file", path]``), where ``http`` says whether
         it serves the HTTP API. Either way the listen addresses are overridden.
+        ``program`` is the command that starts it (another installation's
+        ``wyoming-polytts``); by default this Python's ``-m wyoming_polytts``.
         """
         port = free_port()
         self.http_port = free_port()
@@ -173,7 +176,8 @@ class ServerProcess(WyomingProcess):
             source = ["--config", str(config_path)]
             http = bool(self.config.get("openai", {}).get("enabled", True))
         self.http = http
-        argv = [sys.executable, "-m", "wyoming_polytts", *source, "--uri", f"tcp://{HOST}:{port}"]
+        argv = [*(program or [sys.executable, "-m", "wyoming_polytts"]), *source]
+        argv += ["--uri", f"tcp://{HOST}:{port}"]
         argv += ["--http-host", HOST, "--http-port", str(self.http_port)]
         super().__init__("wyoming-polytts", argv, port, folder / "server.log")
 

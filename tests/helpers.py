@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -66,6 +67,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("POLYTTS_")},
     )
+
+
+def checkout_files(repo: Path) -> list[str]:
+    """The checkout's files as git sees them (what a clone of it holds): tracked ones and
+    new ones git does not ignore, less those deleted in the work tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and os.path.lexists(repo / name)]
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
