@@ -11,7 +11,6 @@ import numpy as np
 
 from ..engines.base import SynthesisRequest
 from ..errors import PolyttsError
-from .playback import Playback
 
 
 class _End:
@@ -37,7 +36,6 @@ class Job:
         position: int,
         order: int,
         owner: object,
-        playback: Playback,
         loop: asyncio.AbstractEventLoop,
         transform: Transform | None = None,
     ) -> None:
@@ -48,9 +46,6 @@ class Job:
         self.order = order
         self.owner = owner
         """Stands for the request the sentence belongs to."""
-
-        self.playback = playback
-        """The request's audio against its listener (shared by its sentences)."""
 
         self.transform = transform
         self.cancelled = threading.Event()
@@ -91,6 +86,15 @@ class Job:
         its first piece."""
         return self.position == 0 and not self.heard
 
+    @property
+    def priority(self) -> tuple[bool, int, int]:
+        """Lower goes first: sentences whose listener awaits the first audio, then by
+        position within their request, then in order of arrival."""
+        return (not self.awaiting_first_audio, self.position, self.order)
+
+    def __lt__(self, other: Job) -> bool:
+        return self.priority < other.priority
+
     def emit(self, item: np.ndarray | BaseException) -> None:
         """Hand an item to the event loop (called from the worker thread)."""
         self.call_soon(self._deliver, item)
@@ -120,8 +124,6 @@ class Job:
             return
         self.progress = time.monotonic()
         self.finished = isinstance(item, _End)
-        if isinstance(item, np.ndarray) and self.request.sample_rate:
-            self.playback.add(len(item) / self.request.sample_rate, self.progress)
         self._output.put_nowait(item)
 
     async def pieces(self) -> AsyncIterator[np.ndarray]:

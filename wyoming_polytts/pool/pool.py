@@ -21,7 +21,6 @@ from ..errors import ServerShuttingDownError
 from .jobs import Job, Transform
 from .lifecycle import Lifecycle, LifecycleSettings
 from .metrics import Metrics
-from .playback import Playback
 from .runner import EngineRunner
 from .slot import EngineState, EngineStatus
 
@@ -41,8 +40,6 @@ class PoolSession:
     def __init__(self, runner: EngineRunner) -> None:
         self._runner = runner
         self._jobs: list[Job] = []
-        self.playback = Playback()
-        """The request's audio against its listener (the scheduler's urgency)."""
 
     @property
     def awaiting_audio(self) -> bool:

@@ -26,12 +26,12 @@ def run_turn(
     engine: Engine,
     name: str,
     job: Job,
-    make_way: Callable[[Job], bool],
+    make_way: Callable[[], bool],
     heard: Callable[[], None],
 ) -> None:
     """Give ``job`` one turn (blocking; in a worker thread of ``engine``).
 
-    ``make_way(job)`` tells, after each piece, whether another job waits for this worker;
+    ``make_way()`` tells, after each piece, whether another job waits for this worker;
     ``heard()`` is called (on the loop) once the job's request has its first audio.
     """
     pieces, job.paused = job.paused, None
@@ -53,7 +53,7 @@ def run_turn(
             job.heard = True
             if first_audio:  # its request's later sentences may start now
                 job.call_soon(heard)
-            if make_way(job):
+            if make_way():
                 job.paused = pieces
                 return
         else:
