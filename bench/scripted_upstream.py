@@ -27,6 +27,10 @@ from .server_process import free_port
 from .wyoming_client import HOST
 
 
+HOLD_LIMIT = 300.0
+"""Longest wait for :attr:`Script.hold`, beyond any client's patience."""
+
+
 @dataclass
 class Script:
     """What the server does; the caller may change it between requests."""
@@ -125,7 +129,7 @@ class ScriptedUpstream:
         for start in range(0, len(data), step):
             await response.write(data[start : start + step])
             if start == 0 and script.hold is not None:
-                await asyncio.to_thread(script.hold.wait, 60)
+                await asyncio.to_thread(script.hold.wait, HOLD_LIMIT)
         await response.write_eof()
         return response
 
