@@ -28,6 +28,8 @@ from wyoming_polytts.engines.upstream.openai_options import OpenAIUpstreamOption
 from wyoming_polytts.engines.upstream.wav_stream import PcmStream, WavStream
 from wyoming_polytts.errors import ConfigError, InvalidRequestError, SynthesisError
 
+from .helpers import run_cli
+
 # --- audio bodies ---------------------------------------------------------------
 
 
@@ -251,6 +253,18 @@ def test_the_key_comes_from_the_environment(
         engine_class("openai_api")(options, context)
     monkeypatch.setenv("TEST_OPENAI_API_KEY", " sk-123 ")
     assert options.api_key() == "sk-123"
+
+
+def test_a_missing_key_variable_stops_the_server(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "engines:\n  openai_api:\n    base_url: http://127.0.0.1:9/v1\n"
+        "    api_key_env: TEST_SURELY_UNSET_KEY\n",
+        encoding="utf-8",
+    )
+    result = run_cli("--config", str(config))
+    assert result.returncode == 2
+    assert "TEST_SURELY_UNSET_KEY is not set" in result.stderr
 
 
 # --- instructions -----------------------------------------------------------------
