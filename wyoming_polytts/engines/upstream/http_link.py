@@ -121,8 +121,8 @@ class SpeechServerLink(PolledLink[list[ListedVoice], aiohttp.ClientSession]):
             raise
         except PolyttsError:
             raise
-        except aiohttp.ClientConnectorError as err:
-            raise self.unreachable(err) from err
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            raise self.unreachable(err) from err  # before TimeoutError: it is one
         except TimeoutError as err:
             self.check_soon()
             raise SynthesisError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -20,10 +20,12 @@ from ...errors import EngineUnavailableError, PolyttsError
 from ..base import Engine, EngineContext, OptionsT
 from .audio import Resampler, mono_int16
 from .client import Audio, LoopThread, PieceStream
-from .link import ConnT, InfoT, Link, LinkState
+from .link import Link, LinkState
+
+LinkT = TypeVar("LinkT", bound=Link[Any, Any])
 
 
-class LinkedEngine(Engine[OptionsT], Generic[OptionsT, InfoT, ConnT]):
+class LinkedEngine(Engine[OptionsT], Generic[OptionsT, LinkT]):
     """The loop, the link and the audio relay that every upstream engine shares."""
 
     default_concurrency = 2
@@ -35,14 +37,14 @@ class LinkedEngine(Engine[OptionsT], Generic[OptionsT, InfoT, ConnT]):
     def __init__(self, options: OptionsT, context: EngineContext) -> None:
         super().__init__(options, context)
         self._loop: LoopThread | None = None
-        self._link: Link[InfoT, ConnT] | None = None
+        self._link: LinkT | None = None
 
     @abstractmethod
-    def _new_link(self) -> tuple[Link[InfoT, ConnT], float]:
+    def _new_link(self) -> tuple[LinkT, float]:
         """A link to the upstream (not started yet), and the seconds :meth:`load` waits
         for its first attempt to reach the upstream."""
 
-    def _load_failure(self, link: Link[InfoT, ConnT]) -> PolyttsError | None:
+    def _load_failure(self, link: LinkT) -> PolyttsError | None:
         """Why the load fails after the first attempt, if it does (an upstream that is
         merely down does not fail it: its voices come when it does)."""
         return None
@@ -68,7 +70,7 @@ class LinkedEngine(Engine[OptionsT], Generic[OptionsT, InfoT, ConnT]):
             loop.run(link.stop())
             loop.stop()
 
-    def _connected(self) -> tuple[LoopThread, Link[InfoT, ConnT]]:
+    def _connected(self) -> tuple[LoopThread, LinkT]:
         loop, link = self._loop, self._link
         if loop is None or link is None:
             raise EngineUnavailableError(f"upstream {self.label} is not connected")

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from ...common.echo import clip
@@ -27,7 +26,6 @@ from ..base import Attribution, Capabilities, EngineContext, SynthesisRequest, V
 from .audio import Resampler
 from .client import PieceStream
 from .http_link import AudioDecoder, SpeechServerLink
-from .link import Link
 from .linked import LinkedEngine
 from .listing import ListedVoice
 from .openai_options import OpenAIUpstreamOptions
@@ -39,9 +37,7 @@ INSTRUCTIONS = "instructions"
 """The request option carrying a style prompt (OpenAI's ``instructions``)."""
 
 
-class OpenAIUpstreamEngine(
-    LinkedEngine[OpenAIUpstreamOptions, list[ListedVoice], aiohttp.ClientSession]
-):
+class OpenAIUpstreamEngine(LinkedEngine[OpenAIUpstreamOptions, SpeechServerLink]):
     """An ``engines.openai_api`` (or ``openai_api-<label>``) section."""
 
     name = "openai_api"
@@ -92,7 +88,7 @@ class OpenAIUpstreamEngine(
 
     # --- loading ----------------------------------------------------------
 
-    def _new_link(self) -> tuple[Link[list[ListedVoice], aiohttp.ClientSession], float]:
+    def _new_link(self) -> tuple[SpeechServerLink, float]:
         options = self.options
         link = SpeechServerLink(
             self.label,
@@ -115,7 +111,6 @@ class OpenAIUpstreamEngine(
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         loop, link = self._connected()
-        assert isinstance(link, SpeechServerLink)
         options = self.options
         name = request.voice.removeprefix(options.prefix)
         known = self._voices or []

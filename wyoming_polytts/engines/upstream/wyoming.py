@@ -51,7 +51,7 @@ DEFAULT_RATE = 22050
 _FALLBACK_ATTRIBUTION = Attribution("Wyoming upstream", "https://github.com/OHF-Voice/wyoming")
 
 
-class UpstreamEngine(LinkedEngine[OptionsT, UpstreamInfo, Conversation]):
+class UpstreamEngine(LinkedEngine[OptionsT, Link[UpstreamInfo, Conversation]]):
     """The voices of one Wyoming TTS server, relayed sentence by sentence; a subclass
     says how to reach the server (:meth:`upstream_options`)."""
 
