@@ -26,7 +26,6 @@ from wyoming_polytts.engines.upstream.client import LoopThread
 from .server_process import free_port
 from .wyoming_client import HOST
 
-
 HOLD_LIMIT = 300.0
 """Longest wait for :attr:`Script.hold`, beyond any client's patience."""
 

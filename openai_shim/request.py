@@ -73,13 +73,7 @@ def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
     text = _get(data, "input", str)
     if text is None or not text.strip():
         raise ApiError(400, "'input' must be a non-empty string", param="input")
-    if len(text) > max_input_chars:
-        raise ApiError(
-            400,
-            f"'input' is {len(text)} characters long; the limit is {max_input_chars}",
-            param="input",
-            code="string_above_max_length",
-        )
+    _check_length("input", text, max_input_chars)
     response_format = _get(data, "response_format", str) or "mp3"
     if response_format not in FORMATS:
         raise ApiError(
@@ -115,18 +109,22 @@ def _get(data: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def _check_length(name: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise ApiError(
+            400,
+            f"'{name}' is {len(text)} characters long; the limit is {limit}",
+            param=name,
+            code="string_above_max_length",
+        )
+
+
 def _engine_options(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """The engine options given (not null); a whole number is accepted as a number."""
     options: dict[str, Any] = {}
     instructions = _get(data, "instructions", str)
     if instructions and instructions.strip():
-        if len(instructions) > max_chars:
-            raise ApiError(
-                400,
-                f"'instructions' is {len(instructions)} characters long; the limit is {max_chars}",
-                param="instructions",
-                code="string_above_max_length",
-            )
+        _check_length("instructions", instructions, max_chars)
         options["instructions"] = instructions
     for name, kind in ENGINE_OPTIONS.items():
         value = data.get(name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,12 +27,13 @@ from .helpers import (
     ServerProcess,
     Speech,
     assert_speech_like,
-    describe,
     free_port,
     get_json,
     read_until,
-    synthesize,
+    speak,
     voice,
+    voices_by_name,
+    wait_for_voice,
 )
 
 JOE = "en_US-joe-medium"
@@ -144,25 +144,6 @@ def api(server: ServerProcess) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=TIMEOUT)
 
 
-async def _voices(server: ServerProcess) -> dict[str, Any]:
-    return {v.name: v for v in (await describe(server.port)).tts[0].voices}
-
-
-async def _wait_for_voice(server: ServerProcess, name: str, installed: bool) -> Any:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = (await _voices(server)).get(name)
-        if found is not None and found.installed is installed:
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{name} never became installed={installed}: {server.log()[-3000:]}")
-
-
-async def _speak(server: ServerProcess, text: str, name: str) -> Speech:
-    async with AsyncTcpClient("127.0.0.1", server.port) as client:
-        return await synthesize(client, text, name)
-
-
 async def _direct(base_url: str, body: dict[str, Any], key: str | None = None) -> bytes:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with (
@@ -177,7 +158,7 @@ async def _direct(base_url: str, body: dict[str, Any], key: str | None = None) -
 
 
 async def test_voices_merged_and_named(server: ServerProcess) -> None:
-    voices = await _voices(server)
+    voices = await voices_by_name(server.port)
     assert {JOE, f"fk-{VOICE}", "fk-jf_alpha", f"fkw-{VOICE}", "fkw-ghost"} <= set(voices)
     assert {f"poly-{JOE}", f"bad-{JOE}", "s-echo", "listed-echo", "gone-nobody"} <= set(voices)
     relayed = voices[f"fk-{VOICE}"]
@@ -193,9 +174,9 @@ async def test_voices_merged_and_named(server: ServerProcess) -> None:
 
 
 async def test_unreachable_upstream_lists_its_voices_as_unavailable(server: ServerProcess) -> None:
-    gone = await _wait_for_voice(server, "gone-nobody", installed=False)
+    gone = await wait_for_voice(server, "gone-nobody", installed=False)
     assert "is down" in (gone.description or "")
-    speech = await _speak(server, SENTENCE, "gone-nobody")
+    speech = await speak(server.port, SENTENCE, "gone-nobody")
     assert [e.code for e in speech.errors] == ["engine-unavailable"]
     health = await get_json(server, "/health")
     detail = health["engines"]["openai_api-gone"]["detail"]
@@ -209,7 +190,7 @@ async def test_unreachable_upstream_lists_its_voices_as_unavailable(server: Serv
 async def test_fastkokoro_pcm_through_wyoming(server, kokoro, transcriber) -> None:
     """Streamed pcm relayed sentence by sentence: what Whisper hears, as long as direct."""
     direct = np.frombuffer(await _direct(kokoro.base_url, direct_body(SENTENCE)), "<i2")
-    relayed = await _speak(server, SENTENCE, f"fk-{VOICE}")
+    relayed = await speak(server.port, SENTENCE, f"fk-{VOICE}")
     assert not relayed.errors
     assert relayed.rate == 24000
     assert abs(relayed.duration - len(direct) / 24000) < 0.05
@@ -237,14 +218,14 @@ async def test_fastkokoro_wav_through_the_openai_app(api, kokoro, transcriber) -
 
 
 async def test_a_configured_voice_the_upstream_does_not_have(server: ServerProcess) -> None:
-    speech = await _speak(server, SENTENCE, "fkw-ghost")
+    speech = await speak(server.port, SENTENCE, "fkw-ghost")
     assert [e.code for e in speech.errors] == ["synthesis-failed"]
     assert "HTTP 400" in speech.errors[0].text and "ghost" in speech.errors[0].text
     # The scripted server answers 404 for a voice it lacks: voice-not-found.
-    missing = await _speak(server, SENTENCE, "listed-missing")
+    missing = await speak(server.port, SENTENCE, "listed-missing")
     assert [e.code for e in missing.errors] == ["voice-not-found"]
     assert "voice_not_found" in missing.errors[0].text
-    unknown = await _speak(server, SENTENCE, "fk-nobody")
+    unknown = await speak(server.port, SENTENCE, "fk-nobody")
     assert [e.code for e in unknown.errors] == ["voice-not-found"]
 
 
@@ -254,7 +235,7 @@ async def test_a_configured_voice_the_upstream_does_not_have(server: ServerProce
 async def test_second_polytts_through_wyoming(server, second, transcriber) -> None:
     body = {"model": "tts-1", "input": ANSWER, "voice": JOE, "response_format": "pcm"}
     direct = np.frombuffer(await _direct(second.base_url, body, POLY_KEY), "<i2")
-    relayed = await _speak(server, ANSWER, f"poly-{JOE}")
+    relayed = await speak(server.port, ANSWER, f"poly-{JOE}")
     assert not relayed.errors and relayed.rate == 24000
     assert abs(relayed.duration - len(direct) / 24000) < 0.05
     assert_speech_like(relayed.samples, relayed.rate, ANSWER)
@@ -263,7 +244,7 @@ async def test_second_polytts_through_wyoming(server, second, transcriber) -> No
 
 async def test_a_key_the_upstream_refuses(server: ServerProcess) -> None:
     """The second server's own 401 reaches the client as synthesis-failed, with its code."""
-    speech = await _speak(server, SENTENCE, f"bad-{JOE}")
+    speech = await speak(server.port, SENTENCE, f"bad-{JOE}")
     assert [e.code for e in speech.errors] == ["synthesis-failed"]
     assert "HTTP 401" in speech.errors[0].text and "invalid_api_key" in speech.errors[0].text
 
@@ -325,48 +306,48 @@ async def test_an_error_answer_reaches_the_client(api, server, scripted) -> None
     error = caught.value.body
     assert isinstance(error, dict) and error["code"] == "synthesis_failed"
     assert "HTTP 500: the model fell over (scripted_failure)" in error["message"]
-    assert not (await _speak(server, SENTENCE, "s-echo")).errors
+    assert not (await speak(server.port, SENTENCE, "s-echo")).errors
 
 
 async def test_a_refused_key_is_masked_and_marks_the_voices_down(server, scripted) -> None:
     """The scripted 401 repeats the key it was sent: it is masked; the voices go and return."""
     scripted.script.key = "another-key"
     try:
-        speech = await _speak(server, SENTENCE, "listed-echo")
+        speech = await speak(server.port, SENTENCE, "listed-echo")
         assert [e.code for e in speech.errors] == ["synthesis-failed"]
         text = speech.errors[0].text
         assert "Incorrect API key provided: ***" in text and SCRIPT_KEY not in text
         # The failed request has the link ask again: the voices go, with the reason.
         for name in ("listed-echo", "s-echo"):
-            down = await _wait_for_voice(server, name, installed=False)
+            down = await wait_for_voice(server, name, installed=False)
             assert "HTTP 401" in (down.description or "")
             assert SCRIPT_KEY not in (down.description or "")
     finally:
         scripted.script.key = SCRIPT_KEY
-    await _wait_for_voice(server, "s-echo", installed=True)
-    assert not (await _speak(server, SENTENCE, "s-echo")).errors
+    await wait_for_voice(server, "s-echo", installed=True)
+    assert not (await speak(server.port, SENTENCE, "s-echo")).errors
 
 
 async def test_server_errors_mark_the_voices_down(server, scripted) -> None:
     scripted.script.voices_status = 503
     try:
-        down = await _wait_for_voice(server, "s-echo", installed=False)
+        down = await wait_for_voice(server, "s-echo", installed=False)
         assert "HTTP 503" in (down.description or "")
     finally:
         scripted.script.voices_status = 200
-    await _wait_for_voice(server, "s-echo", installed=True)
+    await wait_for_voice(server, "s-echo", installed=True)
 
 
 async def test_a_stalled_upstream_times_out(server, scripted) -> None:
     scripted.script.stall = 60.0
     try:
-        speech = await _speak(server, SENTENCE, "s-echo")
+        speech = await speak(server.port, SENTENCE, "s-echo")
     finally:
         scripted.script.stall = 0.0
     assert [e.code for e in speech.errors] == ["synthesis-failed"]
     assert "sent nothing for 2 s" in speech.errors[0].text
-    await _wait_for_voice(server, "s-echo", installed=True)
-    assert not (await _speak(server, SENTENCE, "s-echo")).errors
+    await wait_for_voice(server, "s-echo", installed=True)
+    assert not (await speak(server.port, SENTENCE, "s-echo")).errors
 
 
 # --- last: the second server goes away and comes back ---------------------------------
@@ -374,12 +355,12 @@ async def test_a_stalled_upstream_times_out(server, scripted) -> None:
 
 async def test_upstream_stopped_and_restarted(server, second) -> None:
     assert second.stop() == 0
-    down = await _wait_for_voice(server, f"poly-{JOE}", installed=False)
+    down = await wait_for_voice(server, f"poly-{JOE}", installed=False)
     assert "is down" in (down.description or "")
-    speech = await _speak(server, SENTENCE, f"poly-{JOE}")
+    speech = await speak(server.port, SENTENCE, f"poly-{JOE}")
     assert [e.code for e in speech.errors] == ["engine-unavailable"]
     await asyncio.to_thread(second.start)
-    await _wait_for_voice(server, f"poly-{JOE}", installed=True)
-    back = await _speak(server, SENTENCE, f"poly-{JOE}")
+    await wait_for_voice(server, f"poly-{JOE}", installed=True)
+    back = await speak(server.port, SENTENCE, f"poly-{JOE}")
     assert not back.errors
     assert_speech_like(back.samples, back.rate, SENTENCE)
