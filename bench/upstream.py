@@ -146,7 +146,8 @@ async def _wyoming_first_audio(port: int, voice: str) -> float:
 
 
 async def measure(way: Way, server: ServerProcess, rounds: int) -> dict[str, Any]:
-    """Time to first audio (seconds) directly and through us, the three taking turns."""
+    """Time to first audio (seconds) directly and through us, the three taking turns
+    in an order that rotates every round."""
     ours = {"model": "tts-1", "input": SENTENCE, "voice": way.voice, "response_format": "pcm"}
     paths: dict[str, Callable[[], Awaitable[float]]] = {
         "direct": lambda: _first_audio(way.url, way.body),
@@ -156,9 +157,10 @@ async def measure(way: Way, server: ServerProcess, rounds: int) -> dict[str, Any
     for path in paths.values():  # warm up every path (connections, the pool, the model)
         await path()
     times: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(rounds):
-        for name, path in paths.items():
-            times[name].append(await path())
+    names = list(paths)
+    for turn in range(rounds):  # each way goes first in turn: no way always follows another
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            times[name].append(await paths[name]())
     added = {
         name: median(ours - direct for ours, direct in zip(values, times["direct"], strict=True))
         for name, values in times.items()
