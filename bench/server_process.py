@@ -140,6 +140,25 @@ class WyomingProcess:
         return self.process.returncode
 
 
+class HttpProcess(WyomingProcess):
+    """A server of the OpenAI-compatible speech API, ready once ``GET ready_path`` answers."""
+
+    def __init__(
+        self, name: str, argv: list[str], port: int, log_path: Path, ready_path: str
+    ) -> None:
+        super().__init__(name, argv, port, log_path)
+        self.ready_path = ready_path
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of its API, as the openai SDK takes it."""
+        return f"http://{HOST}:{self.port}/v1"
+
+    async def answers(self) -> bool:
+        await get_json(self.port, self.ready_path)
+        return True
+
+
 class ServerProcess(WyomingProcess):
     """``python -m wyoming_polytts`` with both front doors on free loopback ports."""
 

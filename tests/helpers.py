@@ -171,6 +171,28 @@ async def synthesize(client: AsyncTcpClient, text: str, name: str | None = None)
     return await read_until(client, Speech(), "audio-stop", "error")
 
 
+async def speak(port: int, text: str, name: str | None = None) -> Speech:
+    """One-shot synthesis on a new connection."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        return await synthesize(client, text, name)
+
+
+async def voices_by_name(port: int) -> dict[str, Any]:
+    """The server's voices (``describe``), by name."""
+    return {voice.name: voice for voice in (await describe(port)).tts[0].voices}
+
+
+async def wait_for_voice(server: ServerProcess, name: str, installed: bool) -> Any:
+    """Wait (at most 30 s) until voice ``name`` is listed with ``installed``; returns it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = (await voices_by_name(server.port)).get(name)
+        if found is not None and found.installed is installed:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{name} never became installed={installed}: {server.log()[-3000:]}")
+
+
 async def synthesize_stream(
     client: AsyncTcpClient,
     chunks: list[str],
