@@ -11,9 +11,11 @@ sentence is decoded in windows, the later ones too (joined before they leave):
 the decoder's working memory then depends on the window, not on the longest
 sentence ever spoken, which kept ONNX Runtime's arenas growing.
 
-Each part has two sessions: one on every thread for a call running alone, and
+The decoder has two sessions: one on every thread for a call running alone, and
 one with a share of the threads for calls running side by side (an ONNX Runtime
-session's thread count is fixed when it is made).
+session's thread count is fixed when it is made). The encoder, which holds most of
+the weights (about 80 of a voice's 100 MiB) but little of the work, has one, on
+every thread, that calls side by side share. A graph that cannot be split has two.
 """
 
 from __future__ import annotations
@@ -111,6 +113,11 @@ class SessionMaker:
             return SessionPair(alone, alone)
         return SessionPair(alone, self._session(model, self.shared_threads))
 
+    def shared(self, model: str) -> SessionPair:
+        """One session on every thread, for calls alone and side by side alike."""
+        session = self._session(model, self.threads)
+        return SessionPair(session, session)
+
     def _session(self, model: str, threads: int) -> onnxruntime.InferenceSession:
         import onnxruntime
 
@@ -135,7 +142,10 @@ class PiperModel:
         if split is None:
             self._whole = sessions.pair(str(path))
         else:
-            encoder, decoder = sessions.pair(str(split.encoder)), sessions.pair(str(split.decoder))
+            encoder, decoder = (
+                sessions.shared(str(split.encoder)),
+                sessions.pair(str(split.decoder)),
+            )
             self._halves = (encoder, decoder, split.latent)
 
     @property
