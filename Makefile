@@ -30,11 +30,13 @@ $(VENV)/.test-installed: pyproject.toml tools/cpu_torchaudio.py | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/wyoming-polytts --config config.yaml
 
+# actionlint checks the GitHub workflows (.github/workflows), their run: scripts with shellcheck.
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium

@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="server config")
     parser.add_argument("--quick", action="store_true", help="one text per kind, one round")
     parser.add_argument("--rounds", type=int, help="repetitions (default 5, quick 1)")
-    parser.add_argument("--clients", type=_levels, default=[1, 2, 4, 8], help="e.g. 1,2,4,8")
+    parser.add_argument(
+        "--clients", type=_levels, default=[1, 2, 4, 8, 16, 32], help="e.g. 1,2,4,8,16,32"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -65,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--voice", action="append", default=[], help="voice to measure")
     parser.add_argument("--no-wyoming-piper", action="store_true", help="skip wyoming-piper")
     parser.add_argument("--no-floor", action="store_true", help="skip the in-process engine")
+    parser.add_argument(
+        "--no-unload", action="store_true", help="skip the memory after idle unloading"
+    )
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="wyoming-piper's venv")
     parser.add_argument("--chunk-delay", type=float, default=0.05, help="s between chunks")
     parser.add_argument(
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         voices=args.voice,
         wyoming_piper=not args.no_wyoming_piper,
         floor=not args.no_floor,
+        unload=not args.no_unload,
         venv=args.venv,
         chunk_delay=args.chunk_delay,
     )

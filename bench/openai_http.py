@@ -43,7 +43,7 @@ def listening(port: int) -> bool:
         return False
 
 
-async def _speech(
+async def timed_speech(
     session: aiohttp.ClientSession, url: str, body: dict[str, str], headers: dict[str, str]
 ) -> tuple[float, float, bytes]:
     """(time to first byte, total time, body) of one request; raises on an HTTP error."""
@@ -97,14 +97,14 @@ async def measure_openai(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as session:
         for fmt in FORMATS:  # warm each encoder up once; failures show in the rounds
             with contextlib.suppress(*_FAILURES):
-                await _speech(session, url, body("Warm up.", fmt), headers)
+                await timed_speech(session, url, body("Warm up.", fmt), headers)
         for round_ in range(rounds):
             order = FORMATS if round_ % 2 == 0 else FORMATS[::-1]
             for index, text in enumerate(texts):
                 for fmt in order:
                     sample = OpenAiSample(round_, index)
                     try:
-                        sample.ttfb, sample.total, data = await _speech(
+                        sample.ttfb, sample.total, data = await timed_speech(
                             session, url, body(text, fmt), headers
                         )
                     except _FAILURES as err:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .formatting import DASH, ms, percent, table, times
-from .goals import checks
+from .goals import checks, memory_check
 from .openai_http import BASELINE
 from .results import FLOOR, ONE_SHOT, OURS, STREAMING, THEIRS, RunResults, VoiceRun
 from .stats import median
@@ -146,22 +146,37 @@ def _openai_table(run: VoiceRun) -> list[str]:
     ]
 
 
+MARKS = {True: "yes", False: "**no**", None: DASH}
+
+
 def _checks_table(run: VoiceRun, levels: list[int]) -> list[str]:
     found = checks(run, levels)
     if not found:
         return []
-    marks = {True: "yes", False: "**no**", None: DASH}
-    rows = [[c.what, c.measured, marks[c.met]] for c in found]
-    return ["**Targets** (core issue)", "", *table(["target", "measured", "met"], rows)]
+    rows = [[c.what, c.measured, MARKS[c.met]] for c in found]
+    return ["**Targets**", "", *table(["target", "measured", "met"], rows)]
 
 
 def _memory_table(results: RunResults) -> list[str]:
-    def mib(value: int) -> str:
+    def mib(value: int | None) -> str:
         return f"{value / 2**20:.0f}" if value else DASH
 
     rows = [[name, mib(m["peak_rss"]), mib(m["peak_gpu"])] for name, m in results.memory.items()]
     header = ["server process", "peak resident memory, MiB", "peak GPU memory, MiB"]
-    return ["## Memory", "", *table(header, rows)]
+    lines = ["## Memory", "", *table(header, rows)]
+    check = memory_check(results.memory)
+    if check is not None:
+        lines += [f"Target: {check.what}: {check.measured}; met: {MARKS[check.met]}.", ""]
+    unload = results.unload
+    if unload:
+        lines += [
+            "Idle unloading (`bench/unload.py`: a paragraph and an 8-client burst, then "
+            "`idle_unload_after`): our server "
+            f"{mib(unload.get('loaded'))} MiB loaded and idle, {mib(unload.get('peak'))} MiB "
+            f"at its peak, {mib(unload.get('unloaded'))} MiB once the engine was unloaded.",
+            "",
+        ]
+    return lines
 
 
 def render(results: RunResults) -> str:

@@ -134,12 +134,18 @@ class VoiceRun:
 
         Each pair ran back to back, so drift of a shared machine cancels out.
         """
+        return median(self.paired_ratios(a, b, kind, mode, value))
+
+    def paired_ratios(
+        self, a: str, b: str, kind: str, mode: str, value: Callable[[Measurement], float | None]
+    ) -> list[float | None]:
+        """``a``'s value over ``b``'s for every back-to-back pair (round and text)."""
 
         def values(system: str) -> dict[tuple[int, int], float | None]:
             return {(s.round, s.text): value(s.result) for s in self._succeeded(system, kind, mode)}
 
         mine, other = values(a), values(b)
-        return median(ratio(mine[key], other[key]) for key in mine.keys() & other.keys())
+        return [ratio(mine[key], other[key]) for key in sorted(mine.keys() & other.keys())]
 
     def paired_sweep(
         self, a: str, b: str, clients: int, stat: Callable[[LevelRun], float | None]
@@ -183,6 +189,10 @@ class RunResults:
     voices: list[VoiceRun] = field(default_factory=list)
     memory: dict[str, dict[str, int]] = field(default_factory=dict)
     """Server name to ``peak_rss`` / ``peak_gpu`` bytes."""
+
+    unload: dict[str, int] = field(default_factory=dict)
+    """Resident bytes of our server loaded and idle, at its peak, and once idle unloading
+    has freed its engines (see ``bench/unload.py``); empty when not measured."""
 
     notes: list[str] = field(default_factory=list)
 

@@ -140,6 +140,25 @@ class WyomingProcess:
         return self.process.returncode
 
 
+class HttpProcess(WyomingProcess):
+    """A server of the OpenAI-compatible speech API, ready once ``GET ready_path`` answers."""
+
+    def __init__(
+        self, name: str, argv: list[str], port: int, log_path: Path, ready_path: str
+    ) -> None:
+        super().__init__(name, argv, port, log_path)
+        self.ready_path = ready_path
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of its API, as the openai SDK takes it."""
+        return f"http://{HOST}:{self.port}/v1"
+
+    async def answers(self) -> bool:
+        await get_json(self.port, self.ready_path)
+        return True
+
+
 class ServerProcess(WyomingProcess):
     """``python -m wyoming_polytts`` with both front doors on free loopback ports."""
 
@@ -150,6 +169,7 @@ class ServerProcess(WyomingProcess):
         *,
         source: list[str] | None = None,
         http: bool = True,
+        program: list[str] | None = None,
     ) -> None:
         """Its log (and its config) go in ``folder``.
 
@@ -157,6 +177,8 @@ class ServerProcess(WyomingProcess):
         voices folders inside ``folder`` unless it names them; or, with ``source``, the
         arguments that name it (``["--options-file", path]``), where ``http`` says whether
         it serves the HTTP API. Either way the listen addresses are overridden.
+        ``program`` is the command that starts it (another installation's
+        ``wyoming-polytts``); by default this Python's ``-m wyoming_polytts``.
         """
         port = free_port()
         self.http_port = free_port()
@@ -173,7 +195,8 @@ class ServerProcess(WyomingProcess):
             source = ["--config", str(config_path)]
             http = bool(self.config.get("openai", {}).get("enabled", True))
         self.http = http
-        argv = [sys.executable, "-m", "wyoming_polytts", *source, "--uri", f"tcp://{HOST}:{port}"]
+        argv = [*(program or [sys.executable, "-m", "wyoming_polytts"]), *source]
+        argv += ["--uri", f"tcp://{HOST}:{port}"]
         argv += ["--http-host", HOST, "--http-port", str(self.http_port)]
         super().__init__("wyoming-polytts", argv, port, folder / "server.log")
 

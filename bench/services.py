@@ -1,8 +1,8 @@
 """The servers the benchmark compares, and their environments.
 
 Ours runs as ``python -m wyoming_polytts`` (:class:`~.server_process.ServerProcess`);
-wyoming-piper runs from PyPI in a virtual environment of its own that the harness
-creates once and reuses.
+wyoming-piper (and, for ``bench.upstream``, fastkokoro) runs from PyPI in a virtual
+environment of its own that the harness creates once and reuses.
 """
 
 from __future__ import annotations
@@ -50,22 +50,24 @@ def wyoming_piper_process(venv: Path, data_dir: Path, voice: str, log_dir: Path)
 
 def ensure_wyoming_piper(venv: Path) -> Path:
     """Create (once) a virtual environment with wyoming-piper from PyPI; return it."""
-    marker = venv / f".wyoming-piper-{WYOMING_PIPER_VERSION}"
+    return ensure_venv(venv, f"wyoming-piper=={WYOMING_PIPER_VERSION}", "--no-wyoming-piper")
+
+
+def ensure_venv(venv: Path, requirement: str, without: str) -> Path:
+    """Create (once) a virtual environment with ``requirement`` (``name==version``) from
+    PyPI; return it. ``without`` names the option that does without it, for the error."""
+    marker = venv / f".{requirement.replace('==', '-')}"
     if marker.is_file():
         return venv
-    print(
-        f"bench: installing wyoming-piper {WYOMING_PIPER_VERSION} into {venv}",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"bench: installing {requirement} into {venv}", file=sys.stderr, flush=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([*pip, f"wyoming-piper=={WYOMING_PIPER_VERSION}"], check=True)
+        subprocess.run([*pip, requirement], check=True)
     except subprocess.CalledProcessError as err:
         raise RuntimeError(
-            f"could not install wyoming-piper {WYOMING_PIPER_VERSION} into {venv} ({err}); "
-            "check the connection to PyPI or run with --no-wyoming-piper"
+            f"could not install {requirement} into {venv} ({err}); "
+            f"check the connection to PyPI or run with {without}"
         ) from err
     marker.touch()
     return venv

@@ -20,7 +20,7 @@ import aiohttp
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.tts import Synthesize
+from wyoming.tts import Synthesize, SynthesizeVoice
 
 from .texts import TEXTS, stream_plan
 from .wyoming_client import HOST, send_stream
@@ -91,20 +91,25 @@ async def _answer(client: AsyncTcpClient, until: str) -> tuple[str, float]:
     return _OK, samples / rate
 
 
-async def _wyoming_request(port: int, text: str, streaming: bool) -> tuple[str, float]:
+async def _wyoming_request(
+    port: int, text: str, voice: str | None, streaming: bool
+) -> tuple[str, float]:
     async with AsyncTcpClient(HOST, port) as client:
         if not streaming:
-            await client.write_event(Synthesize(text=text).event())
+            named = SynthesizeVoice(name=voice) if voice else None
+            await client.write_event(Synthesize(text=text, voice=named).event())
             return await asyncio.wait_for(_answer(client, "audio-stop"), REQUEST_TIMEOUT)
         reading = asyncio.create_task(_answer(client, "synthesize-stopped"))
-        await send_stream(client, stream_plan(text).chunks, None, CHUNK_DELAY)
+        await send_stream(client, stream_plan(text).chunks, voice, CHUNK_DELAY)
         return await asyncio.wait_for(reading, REQUEST_TIMEOUT)
 
 
 async def _http_request(
-    session: aiohttp.ClientSession, url: str, text: str, fmt: str, mode: str
+    session: aiohttp.ClientSession, url: str, text: str, voice: str | None, fmt: str, mode: str
 ) -> tuple[str, float]:
     body = {"model": "tts-1", "input": text, "response_format": fmt, "stream": mode != "whole"}
+    if voice:
+        body["voice"] = voice
     if mode == "sse":
         body["stream_format"] = "sse"
     async with session.post(url, json=body) as response:
@@ -124,15 +129,16 @@ async def _http_request(
 
 
 async def wyoming_client(
-    port: int, index: int, texts: list[str], deadline: float, tally: Tally
+    port: int, index: int, texts: list[str], voice: str | None, deadline: float, tally: Tally
 ) -> None:
     """Requests until ``deadline``: one-shot and streaming by turns."""
     turn = index
     while time.monotonic() < deadline:
         streaming = turn % 2 == 1
         kind = "wyoming streaming" if streaming else "wyoming one-shot"
+        text = texts[turn % len(texts)]
         try:
-            outcome, seconds = await _wyoming_request(port, texts[turn % len(texts)], streaming)
+            outcome, seconds = await _wyoming_request(port, text, voice, streaming)
         except (OSError, TimeoutError) as err:
             outcome, seconds = f"{type(err).__name__}: {err}", 0.0
         tally.add(kind, outcome, seconds)
@@ -142,7 +148,7 @@ async def wyoming_client(
 
 
 async def http_client(
-    http_port: int, index: int, texts: list[str], deadline: float, tally: Tally
+    http_port: int, index: int, texts: list[str], voice: str | None, deadline: float, tally: Tally
 ) -> None:
     """Requests on one keep-alive session until ``deadline``, through the formats and
     modes (chunked stream, whole body, server-sent events) by turns."""
@@ -154,7 +160,7 @@ async def http_client(
             fmt, mode = _HTTP_MODES[turn % len(_HTTP_MODES)]
             text = texts[turn % len(texts)]
             try:
-                outcome, seconds = await _http_request(session, url, text, fmt, mode)
+                outcome, seconds = await _http_request(session, url, text, voice, fmt, mode)
             except (aiohttp.ClientError, TimeoutError, ValueError) as err:
                 outcome, seconds = f"{type(err).__name__}: {err}", 0.0
             tally.add(f"http {mode}", outcome, seconds)
@@ -170,14 +176,23 @@ async def run_clients(
     http_clients: int,
     kinds: tuple[str, ...],
     seconds: float,
+    voices: tuple[str | None, ...] = (None,),
 ) -> Tally:
     """Every client at once, each starting requests for ``seconds``, speaking the
-    benchmark texts of ``kinds``."""
+    benchmark texts of ``kinds``; client ``i`` of each front door speaks with
+    ``voices[i % len(voices)]`` (None: the default voice)."""
     tally = Tally()
     texts = [text.text for text in TEXTS if text.kind in kinds]
     deadline = time.monotonic() + seconds
+
+    def voice(i: int) -> str | None:
+        return voices[i % len(voices)]
+
     await asyncio.gather(
-        *(wyoming_client(port, i, texts, deadline, tally) for i in range(wyoming_clients)),
-        *(http_client(http_port, i, texts, deadline, tally) for i in range(http_clients)),
+        *(
+            wyoming_client(port, i, texts, voice(i), deadline, tally)
+            for i in range(wyoming_clients)
+        ),
+        *(http_client(http_port, i, texts, voice(i), deadline, tally) for i in range(http_clients)),
     )
     return tally

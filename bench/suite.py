@@ -33,6 +33,7 @@ from .services import (
 )
 from .sweep import run_level
 from .texts import TEXTS, Text, stream_plan, texts_for
+from .unload import measure_unload
 from .wyoming_client import Measurement, describe, one_shot, streamed
 
 EMBEDDED_VOICE = "en_US-joe-medium"
@@ -46,7 +47,7 @@ class BenchSettings:
     config: Path
     quick: bool = False
     rounds: int = 5
-    levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32])
     overrides: dict[str, Any] = field(default_factory=dict)
     """Dotted config keys set for this run (e.g. ``pool.threads``)."""
 
@@ -55,6 +56,9 @@ class BenchSettings:
 
     wyoming_piper: bool = True
     floor: bool = True
+    unload: bool = True
+    """Measure the memory idle unloading gives back (a server of its own, at the end)."""
+
     venv: Path = DEFAULT_VENV
     chunk_delay: float = 0.05
     """Seconds between streamed text chunks (an LLM writing about 60 words/s)."""
@@ -216,5 +220,10 @@ async def run_bench(settings: BenchSettings) -> RunResults:
                     "peak_gpu": samplers[service.name].peak_gpu,
                 }
                 service.stop()
+    if settings.unload:
+        progress("memory given back by idle unloading")
+        with tempfile.TemporaryDirectory(prefix="polytts-unload-") as tmp:
+            engines = enabled_engines(load_config(settings.config))
+            results.unload = await measure_unload(settings.config, overrides, engines, Path(tmp))
     finish_machine(results.machine)
     return results

@@ -93,7 +93,12 @@ def speech_request(max_input_chars: int, models: list[str], voices: list[str]) -
             "maximum": high,
             "description": "Only with response_format pcm or wav",
         },
-        "instructions": {"type": "string", "description": "Accepted and ignored"},
+        "instructions": {
+            "type": "string",
+            "maxLength": max_input_chars,
+            "description": "A style prompt for engines that take one (openai_api "
+            "upstreams); ignored by the others",
+        },
         **{
             name: {"type": "integer" if kind is int else "number"}
             for name, kind in ENGINE_OPTIONS.items()

@@ -5,7 +5,9 @@ OpenAI's fields plus three that other OpenAI-compatible servers accept:
 the whole body at once, with exact sizes in its headers). Engine sampling
 settings (:data:`ENGINE_OPTIONS`) are passed on to the voice's engine when
 given, checked here only for their type; an engine refuses those it does not
-take. Other unknown fields are ignored, so clients that send extras keep working.
+take. ``instructions`` (a style prompt) goes to the engine the same way, but an
+engine that takes none ignores it: OpenAI clients send it with every request.
+Other unknown fields are ignored, so clients that send extras keep working.
 """
 
 from __future__ import annotations
@@ -59,11 +61,9 @@ class SpeechRequest:
     sample_rate: int | None = None
     """Hertz asked for a pcm or wav response; None uses the format's default."""
 
-    instructions: str | None = None
-    """Accepted for compatibility; no engine here takes style prompts."""
-
     engine_options: dict[str, Any] = field(default_factory=dict)
-    """The :data:`ENGINE_OPTIONS` the body gave, for the voice's engine to check."""
+    """The :data:`ENGINE_OPTIONS` and ``instructions`` the body gave, for the voice's
+    engine to check."""
 
 
 def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
@@ -73,13 +73,7 @@ def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
     text = _get(data, "input", str)
     if text is None or not text.strip():
         raise ApiError(400, "'input' must be a non-empty string", param="input")
-    if len(text) > max_input_chars:
-        raise ApiError(
-            400,
-            f"'input' is {len(text)} characters long; the limit is {max_input_chars}",
-            param="input",
-            code="string_above_max_length",
-        )
+    _check_length("input", text, max_input_chars)
     response_format = _get(data, "response_format", str) or "mp3"
     if response_format not in FORMATS:
         raise ApiError(
@@ -100,8 +94,7 @@ def parse_speech_request(data: Any, max_input_chars: int) -> SpeechRequest:
         stream=_stream(data, stream_format),
         language=_get(data, "language", str) or None,
         sample_rate=_sample_rate(data, response_format),
-        instructions=_get(data, "instructions", str),
-        engine_options=_engine_options(data),
+        engine_options=_engine_options(data, max_input_chars),
     )
 
 
@@ -116,9 +109,23 @@ def _get(data: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _engine_options(data: dict[str, Any]) -> dict[str, Any]:
+def _check_length(name: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise ApiError(
+            400,
+            f"'{name}' is {len(text)} characters long; the limit is {limit}",
+            param=name,
+            code="string_above_max_length",
+        )
+
+
+def _engine_options(data: dict[str, Any], max_chars: int) -> dict[str, Any]:
     """The engine options given (not null); a whole number is accepted as a number."""
     options: dict[str, Any] = {}
+    instructions = _get(data, "instructions", str)
+    if instructions and instructions.strip():
+        _check_length("instructions", instructions, max_chars)
+        options["instructions"] = instructions
     for name, kind in ENGINE_OPTIONS.items():
         value = data.get(name)
         if value is None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -66,6 +67,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         env={k: v for k, v in os.environ.items() if not k.startswith("POLYTTS_")},
     )
+
+
+def checkout_files(repo: Path) -> list[str]:
+    """The checkout's files as git sees them (what a clone of it holds): tracked ones and
+    new ones git does not ignore, less those deleted in the work tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in listed.split("\0") if name and os.path.lexists(repo / name)]
 
 
 def listening(pid: int) -> set[tuple[str, int]]:
@@ -156,6 +169,28 @@ async def synthesize(client: AsyncTcpClient, text: str, name: str | None = None)
     """One-shot synthesis; returns at audio-stop or error."""
     await client.write_event(Synthesize(text=text, voice=voice(name)).event())
     return await read_until(client, Speech(), "audio-stop", "error")
+
+
+async def speak(port: int, text: str, name: str | None = None) -> Speech:
+    """One-shot synthesis on a new connection."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        return await synthesize(client, text, name)
+
+
+async def voices_by_name(port: int) -> dict[str, Any]:
+    """The server's voices (``describe``), by name."""
+    return {voice.name: voice for voice in (await describe(port)).tts[0].voices}
+
+
+async def wait_for_voice(server: ServerProcess, name: str, installed: bool) -> Any:
+    """Wait (at most 30 s) until voice ``name`` is listed with ``installed``; returns it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = (await voices_by_name(server.port)).get(name)
+        if found is not None and found.installed is installed:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{name} never became installed={installed}: {server.log()[-3000:]}")
 
 
 async def synthesize_stream(

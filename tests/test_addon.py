@@ -1,4 +1,5 @@
-"""The Home Assistant add-on's files: metadata, options schema, translations, s6 services.
+"""The Home Assistant add-on's files: the repository the Supervisor adds, metadata, options
+schema, translations, s6 services.
 
 No Docker engine runs here: the files are parsed and checked against each
 other, against what the Supervisor accepts, and against the Python side
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from wyoming_polytts import __version__
+from wyoming_polytts.__main__ import EXAMPLE_CONFIG
 from wyoming_polytts.addon_options import (
     MODELS_DIR,
     OPENAI_PORT,
@@ -27,6 +29,8 @@ from wyoming_polytts.addon_options import (
     AddonOptions,
     LogLevel,
 )
+
+from .helpers import checkout_files
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon"
@@ -52,6 +56,38 @@ def addon_config() -> dict[str, Any]:
     data = _yaml(ADDON / "config.yaml")
     assert isinstance(data, dict)
     return data
+
+
+# --- the add-on repository ---------------------------------------------------
+
+ADDON_KEYS = {"name", "version", "slug", "description", "arch"}
+"""What the Supervisor requires of an add-on's config (among other keys)."""
+
+
+def test_repository_yaml_is_one_the_supervisor_accepts(addon_config: dict[str, Any]) -> None:
+    """The Supervisor reads repository.yaml at the root (name required; url, maintainer)."""
+    repository = _yaml(REPO / "repository.yaml")
+    assert set(repository) == {"name", "url", "maintainer"}
+    assert all(isinstance(value, str) and value.strip() for value in repository.values())
+    url = urlparse(repository["url"])
+    assert url.scheme == "https" and url.netloc == "github.com"
+    assert addon_config["url"].startswith(repository["url"] + "/")
+
+
+def test_the_supervisor_finds_one_addon_here(addon_config: dict[str, Any]) -> None:
+    """It reads every config.{json,yaml,yml} of a clone (outside dot folders and rootfs) as
+    an add-on; the project's configs are skipped with a warning (no add-on keys)."""
+    paths = [PurePosixPath(name) for name in checkout_files(REPO)]
+    found = [
+        path
+        for path in paths
+        if re.fullmatch(r"config\.(json|ya?ml)", path.name)
+        and not any(part.startswith(".") or part == "rootfs" for part in path.parts)
+    ]
+    addons = [path for path in found if set(_yaml(REPO / path) or {}) >= ADDON_KEYS]
+    assert addons == [PurePosixPath("addon/config.yaml")]
+    # The package's example (a link to config.yaml) is not read a second time.
+    assert PurePosixPath("wyoming_polytts", EXAMPLE_CONFIG) not in found
 
 
 # --- add-on metadata -------------------------------------------------------

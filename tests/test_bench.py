@@ -36,7 +36,8 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     out = tmp_path / "results"
-    argv = ["-m", "bench", "--quick", "--rounds", "1", "--config", str(config), "--out", str(out)]
+    argv = ["-m", "bench", "--quick", "--rounds", "1", "--clients", "1,2,4,8"]
+    argv += ["--config", str(config), "--out", str(out)]
     done = subprocess.run(
         [sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
@@ -72,6 +73,9 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
     assert formats["mp3"]["encode_per_second"] > 0
     assert data["memory"][OURS]["peak_rss"] > 50 * 2**20
     assert data["memory"][THEIRS]["peak_rss"] > 50 * 2**20
+    unload = data["unload"]
+    assert unload["unloaded"] < unload["peak"], "idle unloading gave nothing back"
+    assert unload["loaded"] > 50 * 2**20
 
     report = (out / "results.md").read_text(encoding="utf-8")
     assert report.strip() in done.stdout
@@ -79,6 +83,7 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
         assert heading in report
     assert "| 8 |" in report
     assert "playback stall" in report
+    assert "once the engine was unloaded" in report
     machine = (out / "machine.md").read_text(encoding="utf-8")
     assert "logical cores" in machine and "wyoming-piper" in machine
     chart = matplotlib.image.imread(out / "results.png")

@@ -2,7 +2,10 @@
 
 No Docker engine runs here, so nothing is built: hadolint checks both
 Dockerfiles, shellcheck every script of the add-on, and the files are checked
-against the configuration they serve.
+against the configuration they serve and against their build contexts: the
+repository for the GPU image, the add-on's own folder for the add-on (as the
+Supervisor and the release workflow build it), which installs the package's
+release from PyPI.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from wyoming_polytts.config import load_config
 REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "addon"
 DOCKERFILES = [REPO / "Dockerfile", ADDON / "Dockerfile"]
+CONTEXTS = {REPO / "Dockerfile": REPO, ADDON / "Dockerfile": ADDON}
+"""Each Dockerfile's build context."""
 SCRIPTS = sorted(
     path
     for path in (ADDON / "rootfs").rglob("*")
@@ -81,26 +86,50 @@ def _pyproject_extras() -> set[str]:
     return set(data["project"]["optional-dependencies"])
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
-def test_images_install_the_source_and_check_health(dockerfile: Path) -> None:
+def _runs(dockerfile: Path) -> str:
+    return " ".join(args for kind, args in _instructions(dockerfile) if kind == "RUN")
+
+
+def _arg_defaults(dockerfile: Path) -> dict[str, str]:
     instructions = _instructions(dockerfile)
-    runs = " ".join(args for kind, args in instructions if kind == "RUN")
-    assert re.search(r"pip install ['\"]\.", runs), "the image must install this source"
-    checks = [args for kind, args in instructions if kind == "HEALTHCHECK"]
+    return dict(a.split("=", 1) for kind, a in instructions if kind == "ARG" and "=" in a)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_images_check_health(dockerfile: Path) -> None:
+    checks = [args for kind, args in _instructions(dockerfile) if kind == "HEALTHCHECK"]
     assert len(checks) == 1 and "wyoming_polytts.healthcheck" in checks[0]
 
 
-def test_addon_image_installs_the_addon_engines() -> None:
-    runs = " ".join(args for kind, args in _instructions(ADDON / "Dockerfile") if kind == "RUN")
-    extras = re.search(r"pip install '\.\[([a-z_,]+)\]'", runs)
-    assert extras, "expected pip install '.[extras]'"
+def test_addon_image_installs_the_release_of_its_version() -> None:
+    """PyPI's release at BUILD_VERSION (which the Supervisor and the builder set to the
+    add-on's version), or a developer's wheel named in WHEEL, with the add-on's engines."""
+    runs = _runs(ADDON / "Dockerfile")
+    extras = re.search(r'pip install "wyoming-polytts\[([a-z_,]+)\] \$\{source\}"', runs)
+    assert extras, 'expected pip install "wyoming-polytts[extras] ${source}"'
     assert extras[1].split(",") == list(get_args(AddonEngine))
     assert set(get_args(AddonEngine)) <= _pyproject_extras()
+    assert 'source="==${BUILD_VERSION}"' in runs
+    assert 'source="@ file:///tmp/wheels/${WHEEL}"' in runs
+    assert {"BUILD_VERSION", "WHEEL"} <= set(_arg_defaults(ADDON / "Dockerfile"))
+    assert not re.search(r"pip install ['\"]?\.", runs), "the add-on has no source to install"
+
+
+def test_addon_base_image_is_home_assistants_debian() -> None:
+    """The Dockerfile's default (the multi-arch image the builder action pulls) and
+    build.yaml's per-architecture images (for Supervisors that build) are one release."""
+    default = _arg_defaults(ADDON / "Dockerfile")["BUILD_FROM"]
+    release = re.fullmatch(r"ghcr\.io/home-assistant/base-debian:([a-z]+)", default)
+    assert release, default
+    build_from = yaml.safe_load((ADDON / "build.yaml").read_text(encoding="utf-8"))["build_from"]
+    for arch, image in build_from.items():
+        assert image == f"ghcr.io/home-assistant/{arch}-base-debian:{release[1]}"
 
 
 def test_gpu_image() -> None:
     instructions = _instructions(REPO / "Dockerfile")
-    args = dict(a.split("=", 1) for kind, a in instructions if kind == "ARG" and "=" in a)
+    args = _arg_defaults(REPO / "Dockerfile")
+    assert re.search(r"pip install ['\"]\.", _runs(REPO / "Dockerfile")), "installs this source"
     assert "cuda" in args["CUDA_IMAGE"] and "runtime" in args["CUDA_IMAGE"]
     assert set(args["EXTRAS"].split(",")) <= _pyproject_extras()
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
@@ -120,14 +149,40 @@ def test_gpu_image() -> None:
     assert exposed == {f"{wyoming_port}/tcp", f"{OPENAI_PORT}/tcp"}
 
 
-def test_build_context_keeps_what_the_images_copy() -> None:
-    ignored = {
-        line.strip()
-        for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+def _copied(dockerfile: Path) -> list[str]:
+    """The sources of every COPY and ADD (flags and the destination left out)."""
+    sources = []
+    for kind, args in _instructions(dockerfile):
+        if kind in ("COPY", "ADD"):
+            words = json.loads(args) if args.startswith("[") else args.split()
+            sources += [word for word in words if not word.startswith("--")][:-1]
+    return sources
+
+
+def _ignored(context: Path) -> set[str]:
+    path = context / ".dockerignore"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_build_context_holds_what_the_image_copies(dockerfile: Path) -> None:
+    context = CONTEXTS[dockerfile]
+    sources = _copied(dockerfile)
+    assert sources
+    for source in sources:
+        path = (context / source).resolve()
+        assert path.is_relative_to(context) and path.exists(), f"{source} is not in {context}"
+        assert not any(fnmatch(source.rstrip("/"), p) for p in _ignored(context)), source
+
+
+def test_gpu_build_context_keeps_what_pip_builds_from() -> None:
+    """The GPU image copies the repository and pip-installs it: the packages, pyproject's
+    readme and license, the config the package's example links to, and docker/."""
+    ignored = _ignored(REPO)
     assert {".git", ".venv"} <= ignored
-    needed = {"pyproject.toml", "README.md", "wyoming_polytts", "openai_shim", "docker", "addon"}
+    needed = {"pyproject.toml", "README.md", "LICENSE", "config.yaml", "docker"}
+    needed |= {"wyoming_polytts", "openai_shim"}
     assert all((REPO / name).exists() for name in needed)
     assert not any(fnmatch(name, pattern) for name in needed for pattern in ignored)
 

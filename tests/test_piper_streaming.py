@@ -26,6 +26,7 @@ from wyoming_polytts.engines.piper.engine import PiperEngine, PiperOptions
 from wyoming_polytts.engines.piper.model import (
     CONTEXT_FRAMES,
     FIRST_FRAMES,
+    FIRST_FRAMES_ALONE,
     PIECE_FRAMES,
     windows,
 )
@@ -75,6 +76,26 @@ def test_windows_cover_every_frame_once(frames: int) -> None:
     assert all(end - start <= PIECE_FRAMES * 3 // 2 for start, end in spans[1:])
 
 
+def test_later_sentences_are_decoded_in_bounded_windows(
+    piper: PiperEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = piper._voice(DEFAULT_VOICE).model
+    spans: list[tuple[int, int]] = []
+    decode = model.decode
+
+    def recorded(
+        latent: np.ndarray, feeds: dict[str, np.ndarray], window: tuple[int, int]
+    ) -> np.ndarray:
+        spans.append(window)
+        return decode(latent, feeds, window)
+
+    monkeypatch.setattr(model, "decode", recorded)
+    (audio,) = _say(piper, LONG_SENTENCE, first=False)
+    assert len(spans) >= 2, "a long sentence should need several windows"
+    assert max(end - start for start, end in spans) <= PIECE_FRAMES * 3 // 2
+    assert len(audio) == spans[-1][1] * SAMPLES_PER_FRAME
+
+
 def test_windows_decode_to_the_whole_sentence(piper: PiperEngine) -> None:
     model = piper._voice(DEFAULT_VOICE).model
     assert model.streams
@@ -98,7 +119,11 @@ def test_windows_decode_to_the_whole_sentence(piper: PiperEngine) -> None:
 def test_a_first_sentence_comes_in_pieces_and_the_others_whole(piper: PiperEngine) -> None:
     first = _say(piper, SENTENCE, first=True)
     assert len(first) >= 2
-    assert len(first[0]) == FIRST_FRAMES * SAMPLES_PER_FRAME
+    assert len(first[0]) == FIRST_FRAMES_ALONE * SAMPLES_PER_FRAME, "nothing else computes"
+    model = piper._voice(DEFAULT_VOICE).model
+    with model.occupancy.enter():  # another sentence computing meanwhile
+        busy = _say(piper, SENTENCE, first=True)
+    assert len(busy[0]) == FIRST_FRAMES * SAMPLES_PER_FRAME
     later = _say(piper, SENTENCE, first=False)
     assert len(later) == 1
     for pieces in (first, later):

@@ -6,9 +6,15 @@ unsettled, so only a gross leak fails the memory check."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.soak import SoakSettings, run_soak
+import pytest
+
+from bench.server_figures import Holdings
+from bench.soak import SoakResult, SoakSettings, run_soak
+from bench.soak_clients import Tally
 
 from .figures import record
 
@@ -44,3 +50,26 @@ async def test_short_soak_serves_everyone_without_leaking(tmp_path: Path) -> Non
     assert result.tracebacks == 0
     assert result.rss_growth <= RSS_GROWTH, figures
     assert [f for f in result.failures() if "memory" not in f] == []  # threads, tasks, fds
+
+
+def test_a_long_soak_tells_growth_from_a_plateau() -> None:
+    """The second-half checks on made-up samples: a plateau passes however far it rose
+    after the warm-up (+8 % here); steady growth of 0.6 MiB per minute fails."""
+    minutes = 60
+    idle = Holdings(rss=500 * 2**20, fds=11, os_threads=20, threads=7, tasks=3)
+
+    def run(mib_at: Callable[[float], float]) -> SoakResult:
+        trend = [(t, int(mib_at(t / 60) * 2**20)) for t in range(30, minutes * 60 + 1, 30)]
+        end = Holdings(trend[-1][1], 11, 20, 7, 3)
+        settings = SoakSettings(seconds=minutes * 60, warmup=60)
+        return SoakResult(settings, idle, idle, end, Tally(), Tally(), 0, {}, 8, trend)
+
+    plateau = run(lambda m: 520 + 20 * (1 - math.exp(-m / 5)))
+    assert plateau.slope is not None and abs(plateau.slope) < 0.05
+    assert plateau.failures() == []
+    growing = run(lambda m: 500 + 0.6 * m)  # +7 % over the hour, 3.5 % in the second half
+    assert growing.slope == pytest.approx(0.6, abs=0.01)
+    assert growing.failures() == [
+        "resident memory rose 0.60 MiB/min over the second half",
+        "resident memory moved 3.5% from its value at the midpoint",
+    ]

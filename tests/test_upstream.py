@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +36,10 @@ from .helpers import (
     describe,
     free_port,
     read_until,
-    synthesize,
+    speak,
     synthesize_stream,
+    voices_by_name,
+    wait_for_voice,
 )
 
 JOE = "en_US-joe-medium"
@@ -128,25 +129,6 @@ def _health(server: ServerProcess) -> dict[str, Any]:
         return result
 
 
-async def _voices(server: ServerProcess) -> dict[str, Any]:
-    return {voice.name: voice for voice in (await describe(server.port)).tts[0].voices}
-
-
-async def _wait_for_voice(server: ServerProcess, name: str, installed: bool) -> Any:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        voice = (await _voices(server)).get(name)
-        if voice is not None and voice.installed is installed:
-            return voice
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{name} never became installed={installed}: {server.log()[-3000:]}")
-
-
-async def _speak(port: int, text: str, voice: str) -> Speech:
-    async with AsyncTcpClient("127.0.0.1", port) as client:
-        return await synthesize(client, text, voice)
-
-
 async def test_voices_merged_into_one_program(server: ServerProcess) -> None:
     info = await describe(server.port)
     assert len(info.tts) == 1
@@ -161,8 +143,8 @@ async def test_voices_merged_into_one_program(server: ServerProcess) -> None:
 
 async def test_relay_matches_wyoming_piper(server: ServerProcess, piper_tcp, transcriber) -> None:
     """The same words from wyoming-piper directly and through us: same rate and samples."""
-    direct = await _speak(piper_tcp.port, ANSWER, JOE)
-    relayed = await _speak(server.port, ANSWER, f"pi-{JOE}")
+    direct = await speak(piper_tcp.port, ANSWER, JOE)
+    relayed = await speak(server.port, ANSWER, f"pi-{JOE}")
     assert not direct.errors and not relayed.errors
     assert relayed.rate == direct.rate == 22050
     assert abs(relayed.duration - direct.duration) < 0.05, (relayed.duration, direct.duration)
@@ -189,10 +171,10 @@ async def test_streaming_through_the_stdio_child(server: ServerProcess, transcri
 
 async def test_upstream_errors_reach_the_client(server: ServerProcess) -> None:
     """A voice the upstream cannot load (offline download) fails alone; the child recovers."""
-    failed = await _speak(server.port, ANSWER, "kid-en_US-lessac-medium")
+    failed = await speak(server.port, ANSWER, "kid-en_US-lessac-medium")
     assert [error.code for error in failed.errors] == ["synthesis-failed"]
-    await _wait_for_voice(server, f"kid-{JOE}", installed=True)
-    good = await _speak(server.port, ANSWER, f"kid-{JOE}")
+    await wait_for_voice(server, f"kid-{JOE}", installed=True)
+    good = await speak(server.port, ANSWER, f"kid-{JOE}")
     assert not good.errors
     assert_speech_like(good.samples, good.rate, ANSWER)
 
@@ -221,7 +203,7 @@ async def test_killed_child_fails_its_request_and_restarts(server: ServerProcess
     assert "was killed by SIGKILL during the request" in error.text
     assert AudioChunk.is_type(speech.events[1].type)
 
-    after = await _speak(server.port, ANSWER, f"kid-{JOE}")  # waits for the restart
+    after = await speak(server.port, ANSWER, f"kid-{JOE}")  # waits for the restart
     assert not after.errors, after.errors
     assert_speech_like(after.samples, after.rate, ANSWER)
     assert _child_pids(server)[-1] != pid
@@ -233,18 +215,18 @@ async def test_upstream_down_and_back(tmp_path: Path) -> None:
     engines = {"wyoming": {"uri": upstream.uri, "voices": [JOE], "refresh_interval": 0.5}}
     server = ServerProcess(tmp_path, {"engines": engines}).start()
     try:
-        assert (await _voices(server))[JOE].installed
+        assert (await voices_by_name(server.port))[JOE].installed
         upstream.stop()
-        down = await _wait_for_voice(server, JOE, installed=False)
+        down = await wait_for_voice(server, JOE, installed=False)
         assert f"upstream {upstream.uri} is down" in (down.description or "")
-        refused = await _speak(server.port, ANSWER, JOE)
+        refused = await speak(server.port, ANSWER, JOE)
         assert [error.code for error in refused.errors] == ["engine-unavailable"]
         assert upstream.uri in refused.errors[0].text
         assert _health(server)["status"] == "degraded"
 
         upstream.start()  # same port
-        await _wait_for_voice(server, JOE, installed=True)
-        back = await _speak(server.port, ANSWER, JOE)
+        await wait_for_voice(server, JOE, installed=True)
+        back = await speak(server.port, ANSWER, JOE)
         assert not back.errors
         assert_speech_like(back.samples, back.rate, ANSWER)
         assert _health(server)["status"] == "ok"

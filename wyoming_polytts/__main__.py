@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 
 from . import __version__
@@ -20,6 +21,10 @@ from .server import serve
 from .shutdown import exit_process, handle_signals
 
 _LOGGER = logging.getLogger(__name__)
+
+EXAMPLE_CONFIG = "example-config.yaml"
+"""The documented configuration (every option with its default) inside the package: the
+repository's config.yaml, which ``--print-config`` prints."""
 
 
 def _zeroconf_env(value: str) -> str | None:
@@ -76,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         default=env("POLYTTS_DEBUG", "") not in ("", "0", "false"),
         help="log debug messages (env POLYTTS_DEBUG=1)",
     )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the documented configuration (every option with its default) and exit",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     return parser
 
@@ -103,6 +113,10 @@ def _configure(args: argparse.Namespace) -> Config:
 
 async def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.print_config:
+        example = resources.files("wyoming_polytts") / EXAMPLE_CONFIG
+        sys.stdout.write(example.read_text(encoding="utf-8"))
+        return 0
     try:
         config = _configure(args)
     except ConfigError as err:

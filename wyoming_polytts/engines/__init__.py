@@ -57,6 +57,10 @@ ENGINE_SPECS: dict[str, EngineSpec] = {
     "wyoming": EngineSpec(
         "wyoming_polytts.engines.upstream.wyoming", "WyomingUpstreamEngine", (), ""
     ),
+    # An OpenAI-compatible speech server (vLLM-Omni, Kokoro-FastAPI, speaches, OpenAI).
+    "openai_api": EngineSpec(
+        "wyoming_polytts.engines.upstream.openai", "OpenAIUpstreamEngine", (), ""
+    ),
     # GLM-TTS: the upstream engine running this project's worker in GLM-TTS's own venv.
     "glm_tts": EngineSpec("wyoming_polytts.engines.glm_tts.engine", "GlmTtsEngine", (), ""),
 }

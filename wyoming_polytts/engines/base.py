@@ -173,6 +173,11 @@ class SynthesisRequest:
 
 OptionsT = TypeVar("OptionsT", bound=EngineOptions)
 
+ADVISORY_OPTIONS = frozenset({"instructions"})
+"""Request options that an engine which does not take them ignores instead of refusing:
+OpenAI clients send a style prompt (``instructions``) with every request, whatever the
+voice, and speech without the style beats no speech."""
+
 
 class Engine(ABC, Generic[OptionsT]):
     """Base class of all engines; ``class PiperEngine(Engine[PiperOptions])`` declares the
@@ -214,14 +219,16 @@ class Engine(ABC, Generic[OptionsT]):
         """How many ``synthesize`` calls may run at once."""
         return self.options.concurrency or self.default_concurrency
 
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse request options the engine does not take, before any work starts."""
-        unknown = sorted(set(options) - self.option_keys)
+    def check_options(self, options: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Refuse request options the engine does not take, before any work starts;
+        returns those to pass on (:data:`ADVISORY_OPTIONS` it does not take are dropped)."""
+        unknown = sorted(set(options) - self.option_keys - ADVISORY_OPTIONS)
         if unknown:
             takes = ", ".join(sorted(self.option_keys)) or "none"
             raise InvalidRequestError(
                 f"the {self.name} engine has no option '{unknown[0]}' (it takes: {takes})"
             )
+        return {key: value for key, value in options.items() if key in self.option_keys}
 
     @abstractmethod
     def load(self) -> None:

@@ -90,7 +90,7 @@ async def _speak(
     measured: RequestMetrics,
 ) -> AsyncGenerator[np.ndarray, None]:
     engine = pool.engines[voice.engine]
-    engine.check_options(options.engine_options)
+    engine_options = engine.check_options(options.engine_options)
     native_speed = engine.capabilities.native_speed
     transform = None
     if options.speed not in (None, 1.0) and not native_speed:
@@ -116,7 +116,7 @@ async def _speak(
                         speaker=options.speaker,
                         language=options.language,
                         speed=options.speed if native_speed else None,
-                        options=options.engine_options,
+                        options=engine_options,
                         sample_rate=voice.info.sample_rate,
                         first=position == 0,
                     )

@@ -6,11 +6,16 @@ decoder is most of the work. Split at the decoder's input, the encoder runs once
 per sentence and the decoder runs on windows of latent frames, each widened by a
 few frames of context on both sides and trimmed back: the joined pieces match
 the whole-sentence audio (to about 1e-6 with 16 frames of context, 5e-4 with 8),
-while the first piece is ready after a fraction of the sentence's time.
+while the first piece is ready after a fraction of the sentence's time. Every
+sentence is decoded in windows, the later ones too (joined before they leave):
+the decoder's working memory then depends on the window, not on the longest
+sentence ever spoken, which kept ONNX Runtime's arenas growing.
 
-Each part has two sessions: one on every thread for a call running alone, and
+The decoder has two sessions: one on every thread for a call running alone, and
 one with a share of the threads for calls running side by side (an ONNX Runtime
-session's thread count is fixed when it is made).
+session's thread count is fixed when it is made). The encoder, which holds most of
+the weights (about 80 of a voice's 100 MiB) but little of the work, has one, on
+every thread, that calls side by side share. A graph that cannot be split has two.
 """
 
 from __future__ import annotations
@@ -30,10 +35,15 @@ if TYPE_CHECKING:
     import onnxruntime
 
 FIRST_FRAMES = 64
-"""Latent frames in a sentence's first piece (about 0.74 s of audio at 22050 Hz): long
-enough that, with eight requests starting at once on two cores, a listener's first
-piece (nearly) lasts until its next one arrives (bench: gaps of at most 32 ms; 48
-frames left gaps of 0.1 to 0.2 s)."""
+"""Latent frames in a sentence's first piece when other calls are computing (about
+0.74 s of audio at 22050 Hz): long enough that, with eight requests starting at once
+on two cores, a listener's first piece (nearly) lasts until its next one arrives
+(bench: gaps of at most 32 ms; 48 frames left gaps of 0.1 to 0.2 s)."""
+
+FIRST_FRAMES_ALONE = 32
+"""Latent frames in a sentence's first piece when nothing else is computing: the
+next window then has the engine to itself and is ready long before the first piece
+has played, so the first audio can leave sooner."""
 
 PIECE_FRAMES = 256
 """Latent frames in each later piece (about 3 s); a shorter rest joins the last piece."""
@@ -51,6 +61,12 @@ class Occupancy:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count = 0
+
+    @property
+    def busy(self) -> bool:
+        """Some call is computing right now."""
+        with self._lock:
+            return self._count > 0
 
     @contextmanager
     def enter(self) -> Iterator[bool]:
@@ -97,6 +113,11 @@ class SessionMaker:
             return SessionPair(alone, alone)
         return SessionPair(alone, self._session(model, self.shared_threads))
 
+    def shared(self, model: str) -> SessionPair:
+        """One session on every thread, for calls alone and side by side alike."""
+        session = self._session(model, self.threads)
+        return SessionPair(session, session)
+
     def _session(self, model: str, threads: int) -> onnxruntime.InferenceSession:
         import onnxruntime
 
@@ -121,7 +142,10 @@ class PiperModel:
         if split is None:
             self._whole = sessions.pair(str(path))
         else:
-            encoder, decoder = sessions.pair(str(split.encoder)), sessions.pair(str(split.decoder))
+            encoder, decoder = (
+                sessions.shared(str(split.encoder)),
+                sessions.pair(str(split.decoder)),
+            )
             self._halves = (encoder, decoder, split.latent)
 
     @property
@@ -132,17 +156,21 @@ class PiperModel:
     def pieces(self, feeds: dict[str, np.ndarray], early: bool) -> Iterator[np.ndarray]:
         """Float audio of one sentence: in pieces with one gain for the sentence, chosen
         from its first piece, when ``early`` and the graph is split; else whole and
-        peak-normalised, as Piper makes it (the windows' context costs about 5 %)."""
+        peak-normalised, as Piper makes it (decoded in windows all the same: their
+        context costs a few per cent of the decoder's time)."""
         if self._halves is None:
             assert self._whole is not None
             yield _normalised(self._whole.run(self.occupancy, feeds).reshape(-1))
             return
         latent = self.encode(feeds)
+        frames = latent.shape[2]
         if not early:
-            yield _normalised(self.decode(latent, feeds, (0, latent.shape[2])))
+            spans = windows(frames, PIECE_FRAMES)
+            yield _normalised(np.concatenate([self.decode(latent, feeds, w) for w in spans]))
             return
+        first = FIRST_FRAMES if self.occupancy.busy else FIRST_FRAMES_ALONE
         gain: float | None = None
-        for window in windows(latent.shape[2]):
+        for window in windows(frames, first):
             audio = self.decode(latent, feeds, window)
             if gain is None:
                 gain = gain_for(audio)
@@ -172,10 +200,10 @@ def _normalised(audio: np.ndarray) -> np.ndarray:
     return audio / peak if peak > 1e-8 else audio
 
 
-def windows(frames: int) -> Iterator[tuple[int, int]]:
-    """The latent frame ranges decoded one after another: a short first one, then
+def windows(frames: int, first: int = FIRST_FRAMES) -> Iterator[tuple[int, int]]:
+    """The latent frame ranges decoded one after another: ``first`` frames, then
     :data:`PIECE_FRAMES` each, a short remainder joined to the one before."""
-    start, size = 0, FIRST_FRAMES
+    start, size = 0, first
     while start < frames:
         end = start + size
         if frames - end < size // 2:

@@ -197,6 +197,17 @@ async def synthesize(
             raise failure
 
 
+def request_failure(label: str, err: BaseException, timeout: float) -> PolyttsError:
+    """A client-facing error for a conversation that broke off."""
+    if isinstance(err, PolyttsError):
+        return err
+    if isinstance(err, TimeoutError):
+        return SynthesisError(f"upstream {label} sent nothing for {timeout:g} s")
+    if isinstance(err, UpstreamClosedError):
+        return SynthesisError(f"upstream {label} closed the connection during the request")
+    return EngineUnavailableError(f"connection to upstream {label} failed: {err}")
+
+
 Producer = Callable[[Callable[[T], None], threading.Event], Coroutine[Any, Any, None]]
 """A coroutine that hands items to a callback and stops early once the event is set."""
 

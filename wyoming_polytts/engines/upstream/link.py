@@ -1,10 +1,12 @@
-"""How an upstream engine reaches its Wyoming server, and whether it is up.
+"""Whether an upstream server is up: the state machine every upstream engine shares.
 
-A :class:`Link` runs on the engine's private event loop. It keeps the
-upstream's ``info`` fresh (refreshed periodically and on every reconnect), knows
-whether the upstream is up, and opens a :class:`Conversation` per request.
-:class:`TcpLink` reaches a server over the network, a new connection per
-request; the supervised child process is in ``upstream_process``.
+A :class:`Link` runs on the engine's private event loop. It keeps what the
+upstream offers fresh (its Wyoming ``info``, or an OpenAI-compatible server's
+voice list), knows whether the upstream is up, and opens a connection per
+request. A :class:`PolledLink` reaches a server afresh for every request and
+asks it what it offers every ``refresh`` seconds, retrying with back-off while
+it fails (``tcp.py`` for Wyoming, ``http_link.py`` for OpenAI-compatible
+servers); the supervised child process is in ``process.py``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
-from urllib.parse import urlparse
+from typing import Any, ClassVar, Generic, TypeVar
 
-from ...errors import EngineUnavailableError, PolyttsError, SynthesisError
-from .client import Conversation, UpstreamClosedError, UpstreamInfo, describe
+from ...errors import EngineUnavailableError, PolyttsError
 
 _LOGGER = logging.getLogger(__name__)
+
+InfoT = TypeVar("InfoT")
+"""What the upstream says it offers (its voices)."""
+
+ConnT = TypeVar("ConnT")
+"""What a request talks to the upstream through."""
 
 
 class LinkState(StrEnum):
@@ -64,8 +70,8 @@ class LinkTimings:
         return float(min(2 ** max(failures - 1, 0), self.max_backoff))
 
 
-class Link(ABC):
-    """One upstream: its info, its state, and conversations with it."""
+class Link(ABC, Generic[InfoT, ConnT]):
+    """One upstream: what it offers, its state, and connections to it."""
 
     reusable: ClassVar[bool]
     """Requests share one connection (which must then be drained, never dropped)."""
@@ -74,10 +80,10 @@ class Link(ABC):
         self,
         label: str,
         timings: LinkTimings,
-        on_info: Callable[[UpstreamInfo], None],
+        on_info: Callable[[InfoT], None],
         on_change: Callable[[], None],
     ) -> None:
-        """``on_info`` gets every fresh ``info`` of the upstream; ``on_change`` is called
+        """``on_info`` gets every fresh answer of what the upstream offers; ``on_change`` is called
         when the link's state or error changes (both on the link's loop)."""
         self.label = label
         self.timings = timings
@@ -116,8 +122,8 @@ class Link(ABC):
         """Keep reaching the upstream until cancelled."""
 
     @abstractmethod
-    def connection(self) -> AbstractAsyncContextManager[Conversation]:
-        """A conversation for one request; raises :class:`EngineUnavailableError` when down."""
+    def connection(self) -> AbstractAsyncContextManager[ConnT]:
+        """A connection for one request; raises :class:`EngineUnavailableError` when down."""
 
     # --- state --------------------------------------------------------------
 
@@ -133,7 +139,7 @@ class Link(ABC):
         if changed:
             self._on_change()
 
-    def _set_up(self, info: UpstreamInfo) -> None:
+    def _set_up(self, info: InfoT) -> None:
         self._on_info(info)
         self._set(LinkState.UP, None)
 
@@ -158,52 +164,31 @@ class Link(ABC):
         return EngineUnavailableError(f"upstream {self.label} is {self.state}{why}")
 
 
-def request_failure(label: str, err: BaseException, timeout: float) -> PolyttsError:
-    """A client-facing error for a conversation that broke off."""
-    if isinstance(err, PolyttsError):
-        return err
-    if isinstance(err, TimeoutError):
-        return SynthesisError(f"upstream {label} sent nothing for {timeout:g} s")
-    if isinstance(err, UpstreamClosedError):
-        return SynthesisError(f"upstream {label} closed the connection during the request")
-    return EngineUnavailableError(f"connection to upstream {label} failed: {err}")
-
-
-class TcpLink(Link):
-    """A Wyoming server at ``tcp://host:port`` (or ``unix://path``); a connection per request."""
+class PolledLink(Link[InfoT, ConnT]):
+    """An upstream reached afresh for every request, asked what it offers every
+    ``refresh`` seconds while it answers and after 1, 2, 4 ... seconds (at most
+    ``refresh``) while it fails; a request that cannot reach it wakes it at once."""
 
     reusable = False
+    probe_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        OSError,
+        TimeoutError,
+        PolyttsError,
+    )
+    """What a failed :meth:`_probe` raises (anything else is a bug, and ends the link)."""
 
-    def __init__(
-        self,
-        uri: str,
-        timings: LinkTimings,
-        on_info: Callable[[UpstreamInfo], None],
-        on_change: Callable[[], None],
-    ) -> None:
-        super().__init__(uri, timings, on_info, on_change)
-        self._uri = urlparse(uri)
-
-    async def _open(self) -> Conversation:
-        if self._uri.scheme == "unix":
-            opening = asyncio.open_unix_connection(self._uri.path)
-        else:
-            opening = asyncio.open_connection(self._uri.hostname, self._uri.port)
-        reader, writer = await asyncio.wait_for(opening, self.timings.connect)
-        return Conversation(reader, writer, self.timings.request)
+    @abstractmethod
+    async def _probe(self) -> InfoT:
+        """Ask the upstream what it offers; raises one of :attr:`probe_errors`."""
 
     async def _run(self) -> None:
         failures = 0
         while True:
             try:
-                conversation = await self._open()
-                try:
-                    info = await describe(conversation)
-                finally:
-                    await _close(conversation)
-            except (OSError, TimeoutError, UpstreamClosedError, PolyttsError) as err:
+                info = await self._probe()
+            except self.probe_errors as err:
                 failures += 1
-                self._set(LinkState.DOWN, _reason(err))
+                self._set(LinkState.DOWN, reason(err))
                 pause = min(self.timings.backoff(failures), self.timings.refresh)
             else:
                 failures = 0
@@ -212,34 +197,26 @@ class TcpLink(Link):
             self._attempted.set()
             await self._pause(pause)
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Conversation]:
-        try:
-            conversation = await self._open()
-        except (OSError, TimeoutError) as err:
-            self._set(LinkState.DOWN, _reason(err))
-            self._wake.set()
-            raise self.unavailable() from err
+    def unreachable(self, err: BaseException) -> EngineUnavailableError:
+        """A request could not reach the upstream: it is down, checked again now."""
+        self._set(LinkState.DOWN, reason(err))
+        self._wake.set()
+        return self.unavailable()
+
+    def answered(self) -> None:
+        """A request reached the upstream: if it was down, ask what it offers now."""
         if self.state is not LinkState.UP:
-            self._wake.set()  # it answers again: refresh its info now
-        try:
-            yield conversation
-        except (OSError, UpstreamClosedError) as err:
             self._wake.set()
-            raise request_failure(self.label, err, self.timings.request) from err
-        finally:
-            await _close(conversation)
+
+    def check_soon(self) -> None:
+        """A request failed in a way that may mean the upstream is unwell: check it now."""
+        self._wake.set()
 
 
-def _reason(err: BaseException) -> str:
+def reason(err: BaseException) -> str:
+    """Why the upstream could not be used, in a few words."""
     if isinstance(err, TimeoutError):
         return "no answer in time"
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
     return str(err) or type(err).__name__
-
-
-async def _close(conversation: Conversation) -> None:
-    conversation.writer.close()
-    with suppress(OSError):  # already reset by the other side
-        await conversation.writer.wait_closed()

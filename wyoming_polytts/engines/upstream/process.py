@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EngineUnavailableError, PolyttsError, SynthesisError
-from .client import Conversation, UpstreamClosedError, UpstreamInfo, describe
-from .link import Link, LinkState, LinkTimings, request_failure
+from .client import Conversation, UpstreamClosedError, UpstreamInfo, describe, request_failure
+from .link import Link, LinkState, LinkTimings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _STOP_GRACE = 5.0
 """Seconds a child may take to exit after SIGTERM before it is killed."""
 
 
-class StdioLink(Link):
+class StdioLink(Link[UpstreamInfo, Conversation]):
     """A child started from ``command``; requests share its stdin/stdout, one at a time."""
 
     reusable = True

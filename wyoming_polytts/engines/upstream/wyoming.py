@@ -26,21 +26,22 @@ from wyoming.info import TtsVoice
 from wyoming.tts import SynthesizeVoice
 
 from ...common.echo import clip
-from ...errors import EngineUnavailableError, VoiceNotFoundError
+from ...errors import EngineUnavailableError, PolyttsError, VoiceNotFoundError
 from ..base import (
     Attribution,
     Capabilities,
-    Engine,
     EngineContext,
     OptionsT,
     SynthesisRequest,
     VoiceInfo,
 )
-from .audio import Resampler, mono_int16
-from .client import Audio, LoopThread, PieceStream, UpstreamInfo, synthesize
-from .link import Link, LinkState, LinkTimings, TcpLink, request_failure
+from .audio import Resampler
+from .client import Audio, Conversation, PieceStream, UpstreamInfo, request_failure, synthesize
+from .link import Link
+from .linked import LinkedEngine
 from .options import WyomingUpstreamOptions
 from .process import StdioLink, command_label
+from .tcp import TcpLink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,12 +51,11 @@ DEFAULT_RATE = 22050
 _FALLBACK_ATTRIBUTION = Attribution("Wyoming upstream", "https://github.com/OHF-Voice/wyoming")
 
 
-class UpstreamEngine(Engine[OptionsT]):
+class UpstreamEngine(LinkedEngine[OptionsT, Link[UpstreamInfo, Conversation]]):
     """The voices of one Wyoming TTS server, relayed sentence by sentence; a subclass
     says how to reach the server (:meth:`upstream_options`)."""
 
     capabilities = Capabilities(native_speed=False)
-    default_concurrency = 2
 
     def __init__(self, options: OptionsT, context: EngineContext) -> None:
         super().__init__(options, context)
@@ -65,9 +65,6 @@ class UpstreamEngine(Engine[OptionsT]):
         self._info: UpstreamInfo | None = None
         self._rates: dict[str, int] = {}
         """Upstream voice name to the rate of its audio, learned from the first answer."""
-
-        self._loop: LoopThread | None = None
-        self._link: Link | None = None
 
     @abstractmethod
     def upstream_options(self) -> WyomingUpstreamOptions:
@@ -85,10 +82,7 @@ class UpstreamEngine(Engine[OptionsT]):
         info = self._info
         if info is None:
             return []
-        link = self._link
-        unavailable = None
-        if link is not None and link.state is LinkState.DOWN:
-            unavailable = str(link.unavailable())
+        unavailable = self._down_reason()
         wanted = set(self.upstream.voices)
         return [
             self._voice_info(voice, unavailable)
@@ -128,56 +122,28 @@ class UpstreamEngine(Engine[OptionsT]):
 
     # --- loading ----------------------------------------------------------
 
-    def _timings(self) -> LinkTimings:
+    def _new_link(self) -> tuple[Link[UpstreamInfo, Conversation], float]:
+        """Connect (or start the child); the load waits for its first answer, or failure."""
         options = self.upstream
-        return LinkTimings(
-            connect=options.connect_timeout,
-            request=options.request_timeout,
-            start=options.start_timeout,
-            refresh=options.refresh_interval,
-            max_backoff=options.max_backoff,
-        )
-
-    def load(self) -> None:
-        """Connect (or start the child) and wait for its first answer, or for it to fail.
-
-        An upstream that is down does not fail the load: its voices come when it does.
-        A command that cannot be started at all does.
-        """
-        options = self.upstream
-        loop = LoopThread(f"polytts-{self.label}")
-        link: Link
+        timings = options.timings(options.start_timeout)
         if options.command is not None:
             self.report_progress(f"starting {' '.join(options.command)}")
             link = StdioLink(
-                self.label, options.command, self._timings(), self._remember, self.voices_changed
+                self.label, options.command, timings, self._remember, self.voices_changed
             )
-            wait = options.start_timeout
-        else:
-            link = TcpLink(str(options.uri), self._timings(), self._remember, self.voices_changed)
-            wait = options.connect_timeout + options.request_timeout
-        loop.run(link.start())
-        loop.run(link.first_attempt(wait))
-        if isinstance(link, StdioLink) and link.spawn_failed:
-            error = EngineUnavailableError(f"upstream {self.label}: {link.error}")
-            loop.run(link.stop())
-            loop.stop()
-            raise error
-        self._loop, self._link = loop, link
+            return link, options.start_timeout
+        tcp = TcpLink(str(options.uri), timings, self._remember, self.voices_changed)
+        return tcp, options.connect_timeout + options.request_timeout
 
-    def unload(self) -> None:
-        """Close the link (stopping a child process); the voices stay listed."""
-        loop, link = self._loop, self._link
-        self._loop = self._link = None
-        if loop is not None and link is not None:
-            loop.run(link.stop())
-            loop.stop()
+    def _load_failure(self, link: Link[UpstreamInfo, Conversation]) -> PolyttsError | None:
+        """A command that cannot be started at all fails the load."""
+        if isinstance(link, StdioLink) and link.spawn_failed:
+            return EngineUnavailableError(f"upstream {self.label}: {link.error}")
+        return None
 
     def health(self) -> dict[str, Any]:
-        link = self._link
-        details = link.health() if link is not None else {"ok": True, "state": "stopped"}
         voices = len(self._info.voices) if self._info is not None else 0
-        return {"upstream": self.label, **details, "voices": voices}
+        return {**self._link_health(), "voices": voices}
 
     def memory_usage(self) -> int | None:
         """Nothing in this process: 0, or a child's resident memory."""
@@ -187,9 +153,8 @@ class UpstreamEngine(Engine[OptionsT]):
     # --- synthesis --------------------------------------------------------
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
-        loop, link, info = self._loop, self._link, self._info
-        if loop is None or link is None:
-            raise EngineUnavailableError(f"upstream {self.label} is not connected")
+        loop, link = self._connected()
+        info = self._info
         if info is None:
             raise link.unavailable()
         name = request.voice.removeprefix(self.upstream.prefix)
@@ -201,23 +166,17 @@ class UpstreamEngine(Engine[OptionsT]):
         exchange = partial(self._exchange, link, request.text, voice, info.streaming)
         stream = PieceStream(loop, exchange, cancel_on_close=not link.reusable)
         resampler = Resampler(request.sample_rate or self._rate(name))
-        try:
-            for audio in stream:
-                if name not in self._rates:
-                    self._rates[name] = audio.rate
-                    self.voices_changed()  # its advertised rate is known now
-                pcm = resampler.convert(mono_int16(audio), audio.rate)
-                if pcm.size:
-                    yield pcm
-            tail = resampler.flush()
-            if tail.size:
-                yield tail
-        finally:
-            stream.close()
+
+        def seen(audio: Audio) -> None:
+            if name not in self._rates:
+                self._rates[name] = audio.rate
+                self.voices_changed()  # its advertised rate is known now
+
+        yield from self._relay(stream, resampler, seen)
 
     async def _exchange(
         self,
-        link: Link,
+        link: Link[UpstreamInfo, Conversation],
         text: str,
         voice: SynthesizeVoice,
         streaming: bool,
