@@ -45,7 +45,7 @@ def cluster() -> Iterator[LocalCluster]:
         yield local
 
 
-def on_ray(cluster: LocalCluster, replicas: int = 1, **ray: Any) -> dict[str, Any]:
+def on_ray(replicas: int = 1, **ray: Any) -> dict[str, Any]:
     """The options of an engine section placed on the second node."""
     return {
         "placement": "ray",

@@ -5,6 +5,7 @@ audio is decoded and checked, Piper's transcribed back."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from ..helpers import (
     synthesize,
     synthesize_stream,
 )
-from .conftest import engine_health, node_of, on_ray, replica_pids, wait_for
+from .conftest import WAIT, engine_health, node_of, on_ray, replica_pids, wait_for
 
 JOE = "en_US-joe-medium"
 ANSWER = "The garage door is closed. All the lights are off. Good night."
@@ -40,15 +41,18 @@ def server(
     cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     engines = {
-        "piper": on_ray(cluster, replicas=2, max_ongoing_requests=1),
-        "kokoro": on_ray(cluster),
-        "piper-idle": {**on_ray(cluster), "idle_unload_after": 1.0},
+        "piper": on_ray(replicas=2, max_ongoing_requests=1),
+        "kokoro": on_ray(),
+        "piper-idle": {**on_ray(), "idle_unload_after": 1.0},
     }
     config = {"ray": {"address": cluster.address, "namespace": NAMESPACE}, "engines": engines}
     process = ServerProcess(tmp_path_factory.mktemp("ray-engines"), config).start()
     yield process
     assert process.stop() == 0, process.log()
-    assert not replica_pids(cluster, f"{NAMESPACE}-piper"), "replicas left behind at shutdown"
+    deadline = time.monotonic() + WAIT  # deleted at shutdown: their processes end
+    while replica_pids(cluster, f"{NAMESPACE}-piper"):
+        assert time.monotonic() < deadline, "replicas left behind at shutdown"
+        time.sleep(0.2)
 
 
 async def _voices(server: ServerProcess) -> dict[str, Any]:

@@ -59,15 +59,15 @@ async def server(
     """The server, started off the event loop (the scripted upstream answers on it)."""
     engines = {
         "wyoming": {
-            **on_ray(cluster, max_ongoing_requests=1),
+            **on_ray(max_ongoing_requests=1),
             "uri": upstream.uri,
             "sample_rate": 16000,
         },
-        "zipvoice": {**on_ray(cluster), "model_dir": str(tiny_zipvoice), "int8": False},
+        "zipvoice": {**on_ray(), "model_dir": str(tiny_zipvoice), "int8": False},
         # Its voices are listed on the node; its load fails there (no such model).
-        "kokoro": {**on_ray(cluster), "model": "/nonexistent/kokoro.onnx", "preload": False},
+        "kokoro": {**on_ray(), "model": "/nonexistent/kokoro.onnx", "preload": False},
         # No node offers box_z: nothing can place it, which start-up reports at once.
-        "piper": on_ray(cluster, resources={"box_z": 1}),
+        "piper": on_ray(resources={"box_z": 1}),
     }
     config = {"ray": {"address": cluster.address, "namespace": NAMESPACE}, "engines": engines}
     process = ServerProcess(tmp_path_factory.mktemp("ray-faults"), config)
@@ -146,7 +146,11 @@ async def test_a_load_that_fails_on_ray_reaches_the_client(
     assert "/nonexistent/kokoro.onnx" in error.text
     health = await engine_health(server, "kokoro")
     assert health["state"] == "failed"
-    assert not replica_pids(cluster, f"{NAMESPACE}-kokoro")  # the failed application was deleted
+
+    async def deleted() -> bool:  # the failed application is deleted, its replica ends
+        return not replica_pids(cluster, f"{NAMESPACE}-kokoro")
+
+    await wait_for("the failed application deleted", deleted)
 
 
 async def test_a_placement_no_node_can_take_is_reported(
