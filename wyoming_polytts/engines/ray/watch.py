@@ -95,14 +95,13 @@ class Watcher:
             voices, problem = self._list_voices(), None
         except Exception as err:  # the cluster, a node or the engine: kept as the problem
             voices, problem = self.voices, str(err) or type(err).__name__
-        finally:
-            self._listed.set()
         if problem is not None and problem != self.problem:
             _LOGGER.warning(
                 "Engine %s: cannot list its voices on Ray: %s", self._deployment.section, problem
             )
         changed = voices != self.voices or problem != self.problem
         self.voices, self.problem = voices, problem
+        self._listed.set()
         if changed:
             self._voices_changed()
 
