@@ -5,12 +5,13 @@ kokoro-onnx 0.6 needs ``phonemizer``, which installs the same module as the
 ``phonemizer-fork`` our engine uses, so it cannot share our environment; the harness
 creates its environment once and reuses it (as for wyoming-piper and fastkokoro).
 
-Each text is cut into sentences as the server cuts it and each sentence is
-phonemized by our engine's own G2P (espeak-ng, rewritten into Kokoro's symbols).
-kokoro-onnx synthesizes them one after another, so both feed the model the same
-tokens and the floor's first audio is that of the same first sentence. Its own G2P
-would give other symbols (espeak's raw IPA, a tenth more tokens for the short
-texts); G2P itself takes well under a millisecond a sentence.
+Each text is cut into sentences as the server cuts it, each sentence is phonemized
+by our engine's own G2P (espeak-ng, rewritten into Kokoro's symbols) and cut into the
+pieces our engine would give the model (a first sentence starts with a short one).
+kokoro-onnx synthesizes those pieces one after another, so both feed the model the
+same tokens in the same calls and the floor's first audio is that of the same first
+piece. Its own G2P would give other symbols (espeak's raw IPA, a tenth more tokens
+for the short texts); G2P itself takes well under a millisecond a sentence.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from wyoming_polytts.common.text import split_sentences
+from wyoming_polytts.engines.kokoro.engine import MAX_TOKENS
 from wyoming_polytts.engines.kokoro.g2p import Phonemizers
+from wyoming_polytts.engines.kokoro.pieces import model_pieces
 from wyoming_polytts.engines.kokoro.voices import voice_language
 from wyoming_polytts.engines.kokoro.weights import load_vocab
 
@@ -74,10 +77,15 @@ class KokoroOnnxFloor:
             raise
 
     def pieces(self, text: str) -> list[str]:
-        """The phonemes of each sentence the server would cut ``text`` into, in order."""
+        """The phonemes of each model call our engine would make for ``text``, in order."""
         sentences = split_sentences(text, self._max_sentence_chars)
         found = (self._phonemizers.phonemes(s, self._language) for s in sentences)
-        return [phonemes for phonemes in found if phonemes]
+        spoken = [phonemes for phonemes in found if phonemes]
+        return [
+            piece
+            for index, phonemes in enumerate(spoken)
+            for piece in model_pieces(phonemes, index == 0, MAX_TOKENS)
+        ]
 
     def measure(self, text: str) -> Measurement:
         """Time to the first sentence's audio and to the end of the text."""
