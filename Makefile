@@ -11,7 +11,7 @@ TORCHAUDIO_VERSION := 2.11.0
 # test target installs it when missing (as root). No browser is ever downloaded.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint check bench bench-quick bench-ray soak gpu-check clean
+.PHONY: run test lint check bench bench-quick bench-kokoro bench-ray soak gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,16 @@ bench-quick: $(VENV)/.bench-installed
 # two-node cluster on this machine, in a network namespace with only loopback (root).
 bench-ray: $(VENV)/.test-installed
 	unshare --net sh -c 'ip link set lo up && $(BIN)/python -m bench.ray_bench $(BENCH_ARGS)'
+
+$(VENV)/.bench-kokoro-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[kokoro,bench]'
+	touch $@
+
+# Kokoro side by side (README "Benchmarks"): our OpenAI endpoint against fastkokoro's
+# and kokoro-onnx in process, each from PyPI in a venv of its own made once; results into
+# bench/results/kokoro.md and kokoro.json. Options in BENCH_ARGS, e.g. BENCH_ARGS="--quick".
+bench-kokoro: $(VENV)/.bench-kokoro-installed
+	$(BIN)/python -m bench.kokoro $(BENCH_ARGS)
 
 # The five-minute soak (README "Reliability"): 32 Wyoming + 16 HTTP clients; figures
 # into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".

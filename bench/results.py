@@ -151,6 +151,12 @@ class VoiceRun:
         self, a: str, b: str, clients: int, stat: Callable[[LevelRun], float | None]
     ) -> float | None:
         """Median over rounds of ``a``'s burst statistic over ``b``'s (bursts ran back to back)."""
+        return median(self.paired_sweep_ratios(a, b, clients, stat))
+
+    def paired_sweep_ratios(
+        self, a: str, b: str, clients: int, stat: Callable[[LevelRun], float | None]
+    ) -> list[float | None]:
+        """``a``'s burst statistic over ``b``'s, round by round."""
 
         def per_round(system: str) -> dict[int, float | None]:
             return {
@@ -160,7 +166,7 @@ class VoiceRun:
             }
 
         mine, other = per_round(a), per_round(b)
-        return median(ratio(mine[r], other[r]) for r in mine.keys() & other.keys())
+        return [ratio(mine[r], other[r]) for r in sorted(mine.keys() & other.keys())]
 
     def sweep_summary(self, system: str, clients: int) -> SweepSummary:
         """Figures of one system at one level of the sweep, over all rounds."""

@@ -79,8 +79,9 @@ def fastkokoro_assets(folder: Path) -> tuple[Path, Path]:
     return model, voices
 
 
-def fastkokoro(log_dir: Path, cache: Path = CACHE) -> HttpProcess:
-    """fastkokoro on a free loopback port (not started), installed and prepared if needed."""
+def fastkokoro(log_dir: Path, cache: Path = CACHE, threads: int | None = 1) -> HttpProcess:
+    """fastkokoro on a free loopback port (not started), installed and prepared if needed;
+    ``threads`` per ONNX Runtime call (None: fastkokoro's default, every core up to six)."""
     venv = ensure_venv(cache / "venv", FASTKOKORO, "another upstream")
     model, voices = fastkokoro_assets(cache)
     port = free_port()
@@ -91,9 +92,10 @@ def fastkokoro(log_dir: Path, cache: Path = CACHE) -> HttpProcess:
         "FASTKOKORO_VOICES_PATH": str(voices),
         "FASTKOKORO_CACHE_DIR": str(cache / "runtime"),
         "FASTKOKORO_DEFAULT_VOICE": VOICE,
-        "FASTKOKORO_ONNX_INTRA_OP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
     }
+    if threads is not None:
+        settings["FASTKOKORO_ONNX_INTRA_OP_NUM_THREADS"] = str(threads)
     argv = ["env", *(f"{k}={v}" for k, v in settings.items()), str(venv / "bin" / "fastkokoro")]
     return HttpProcess("fastkokoro", argv, port, log_dir / "fastkokoro.log", "/v1/audio/voices")
 

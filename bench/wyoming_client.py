@@ -56,15 +56,33 @@ class Measurement:
         return self.total / self.audio
 
 
+@dataclass
+class Playback:
+    """A player that starts at the first audio received and plays all of it in order."""
+
+    started: float | None = None
+    """When the first audio arrived (``time.perf_counter``)."""
+
+    end: float = 0.0
+    """When it runs out of the audio received so far."""
+
+    stall: float = 0.0
+    """Seconds it has waited for audio since it started."""
+
+    def receive(self, now: float, seconds: float) -> None:
+        """``seconds`` of audio arrived at ``now``."""
+        if self.started is None:
+            self.started = self.end = now
+        self.stall += max(0.0, now - self.end)
+        self.end = max(now, self.end) + seconds
+
+
 class _Receiver:
     """Reads a server's answer, noting when audio starts and how much arrives."""
 
     def __init__(self, client: AsyncTcpClient) -> None:
         self._client = client
-        self.first_audio_at: float | None = None
-        self.playback_end = 0.0
-        """When a player that started at the first chunk runs out of audio received so far."""
-        self.stall = 0.0
+        self.playback = Playback()
         self.samples = 0
         self.rate = 0
         self.error: str | None = None
@@ -78,12 +96,9 @@ class _Receiver:
                 return time.perf_counter()
             if AudioChunk.is_type(event.type):
                 now = time.perf_counter()
-                if self.first_audio_at is None:
-                    self.first_audio_at = self.playback_end = now
                 chunk = AudioChunk.from_event(event)
                 samples = len(chunk.audio) // (chunk.width * chunk.channels)
-                self.stall += max(0.0, now - self.playback_end)
-                self.playback_end = max(now, self.playback_end) + samples / chunk.rate
+                self.playback.receive(now, samples / chunk.rate)
                 self.samples += samples
                 self.rate = chunk.rate
             elif AudioStart.is_type(event.type):
@@ -96,11 +111,12 @@ class _Receiver:
                 return time.perf_counter()
 
     def measurement(self, started: float, first_from: float, ended: float) -> Measurement:
+        first_audio_at = self.playback.started
         return Measurement(
-            ttfa=None if self.first_audio_at is None else self.first_audio_at - first_from,
+            ttfa=None if first_audio_at is None else first_audio_at - first_from,
             total=ended - started,
             audio=self.samples / self.rate if self.rate else 0.0,
-            stall=self.stall,
+            stall=self.playback.stall,
             error=self.error,
         )
 

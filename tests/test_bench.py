@@ -1,4 +1,4 @@
-"""The benchmark harness, run once in quick mode against the real servers.
+"""The benchmark harnesses, run once each in quick mode against the real servers.
 
 Speed is never asserted here; the test proves the harness measures every case
 and writes a report, a chart and the machine's description.
@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.image
 import yaml
 
+from bench.kokoro_report import FASTKOKORO, KOKORO_ONNX
 from bench.results import FLOOR, ONE_SHOT, OURS, STREAMING, THEIRS
 from bench.texts import KINDS, TEXTS, stream_plan
 
@@ -90,3 +91,42 @@ def test_quick_run_measures_everything(tmp_path: Path) -> None:
     height, width = chart.shape[:2]
     assert width > 800 and height > 300
     assert chart.std() > 0.05, "the chart is blank"
+
+
+def test_kokoro_quick_run_measures_everything(tmp_path: Path) -> None:
+    """bench.kokoro on one short text and two clients: ours, fastkokoro and kokoro-onnx."""
+    out = tmp_path / "results"
+    argv = ["-m", "bench.kokoro", "--quick", "--kinds", "short", "--clients", "2"]
+    done = subprocess.run(
+        [sys.executable, *argv, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    data = json.loads((out / "kokoro.json").read_text(encoding="utf-8"))
+    (run,) = data["voices"]
+    assert run["systems"] == [OURS, FASTKOKORO, KOKORO_ONNX]
+    singles = {s["system"]: s["result"] for s in run["singles"]}
+    assert set(singles) == set(run["systems"]) and len(run["singles"]) == 3
+    for system, result in singles.items():
+        assert result["error"] is None, system
+        assert 0 < result["ttfa"] <= result["total"], system
+        assert result["audio"] > 1.0, system  # seconds of speech, not a blip
+    for server in (OURS, FASTKOKORO):
+        assert 0 <= singles[server]["lead"] < 0.5, "silence before the speech"
+        (burst,) = [lv["run"] for lv in run["levels"] if lv["system"] == server]
+        assert burst["clients"] == 2 and len(burst["requests"]) == 2
+        assert all(r["error"] is None and r["audio"] > 1.0 for r in burst["requests"])
+        assert data["memory"][server]["peak_rss"] > 50 * 2**20
+    assert data["machine"]["fastkokoro"] == "0.7.0"
+    assert data["machine"]["kokoro-onnx"] == "0.6.1"
+
+    report = (out / "kokoro.md").read_text(encoding="utf-8")
+    assert report.strip() in done.stdout
+    for heading in ("**Goals**", "**First audio, ms**", "**Simultaneous clients**", "## Memory"):
+        assert heading in report
+    assert "one client, short: first audio" in report
+    assert "| 2 | ours/fastkokoro |" in report

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -267,6 +268,27 @@ def test_long_sentences_are_spoken_in_pieces(
         assert piece.dtype == np.int16
         assert len(piece) > 0.5 * RATE
         assert np.sqrt(np.mean(np.square(piece / 32768.0))) > 0.01
+
+
+def _silences(audio: np.ndarray) -> tuple[float, float]:
+    """Seconds before the first and after the last sample at -40 dBFS or louder."""
+    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) >= 328)
+    assert loud.size, "no sound"
+    return loud[0] / RATE, (len(audio) - 1 - loud[-1]) / RATE
+
+
+def test_first_sentence_starts_with_a_short_piece(engine: KokoroEngine) -> None:
+    """A request's first sentence is spoken in two calls, the first of a few words; the
+    silence the model puts around its speech is cut down, shorter where it was cut."""
+    request = SynthesisRequest(text=ENGLISH, voice="jf_alpha", language="en_US", first=True)
+    first, rest = list(engine.synthesize(request))
+    (whole,) = list(engine.synthesize(replace(request, first=False)))
+    assert len(first) < 0.6 * len(whole), (len(first), len(whole))
+    for piece in (first, rest, whole):
+        lead, _ = _silences(piece)
+        assert lead <= 0.07, lead  # the model's own is about 0.27 s
+    assert _silences(first)[1] < _silences(whole)[1] <= 0.4  # the model's own: about 0.65 s
+    assert len(first) + len(rest) < 1.3 * len(whole), "about the same speech"
 
 
 def test_engine_errors(engine: KokoroEngine) -> None:

