@@ -31,12 +31,15 @@ run: $(VENV)/.run-installed
 	$(BIN)/wyoming-polytts --config config.yaml
 
 # actionlint checks the GitHub workflows (.github/workflows), their run: scripts with shellcheck.
+# The manual (docs/, mkdocs.yml) builds strictly: a page left out of the nav or a broken
+# link or anchor fails it.
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium

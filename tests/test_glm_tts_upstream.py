@@ -72,7 +72,7 @@ def test_token2wav_reads_a_checkpoint_outside_the_checkout(
     checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     util = _module(checkout / "utils" / "tts_model_util.py", TTS_MODEL_UTIL)
-    checkpoint = tmp_path / "models" / "glm-tts"  # the README's Docker setup
+    checkpoint = tmp_path / "models" / "glm-tts"  # the Docker setup of docs/engines/glm-tts.md
     (checkpoint / "hift").mkdir(parents=True)
     (checkpoint / "hift" / "hift.pt").write_bytes(b"vocoder in the models volume")
     monkeypatch.chdir(checkout)  # the worker's working folder
@@ -106,17 +106,17 @@ def test_speaker_embedding_of_a_newer_checkout_fails_at_load(checkout: Path) -> 
     assert speaker_embedding_problem(frontend.TTSFrontEnd(npu_check=False), torch) is None
 
 
-def test_the_pinned_commit_is_what_the_image_and_readme_install() -> None:
+def test_the_pinned_commit_is_what_the_image_and_the_docs_install() -> None:
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert f"ARG GLM_TTS_REF={GLM_TTS_REF}" in dockerfile
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert f"checkout {GLM_TTS_REF}" in readme
+    docs = (REPO / "docs" / "engines" / "glm-tts.md").read_text(encoding="utf-8")
+    assert f"checkout {GLM_TTS_REF}" in docs
     requirements = REPO / "docker" / "glm-tts-requirements.txt"
-    assert requirements.name in dockerfile and requirements.name in readme
+    assert requirements.name in dockerfile and requirements.name in docs
     pins = [
         line.split("#")[0].strip()
         for line in requirements.read_text(encoding="utf-8").splitlines()
         if line.split("#")[0].strip()
     ]
     assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][\w.]*", pin) for pin in pins)
-    assert "requirements-mini.txt" not in dockerfile + readme
+    assert "requirements-mini.txt" not in dockerfile + docs
