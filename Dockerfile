@@ -51,7 +51,7 @@ WORKDIR /usr/src/wyoming-polytts
 COPY . .
 
 # Optional: GLM-TTS in a virtual environment of its own, /opt/glm-tts/.venv
-# (README "GLM-TTS"); it pins its own torch, so the constraint is lifted there.
+# (docs/engines/glm-tts.md); it pins its own torch, so the constraint is lifted there.
 #   docker build --build-arg GLM_TTS=1 -t wyoming-polytts:gpu .
 # GLM_TTS empty (the default): not built. GLM_TTS_REF is the GLM-TTS commit the
 # worker was checked against (later ones call torch.npu in their speaker

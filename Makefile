@@ -2,10 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# torch comes first, pinned, so nothing pulls a CUDA build (see README).
+# torch comes first, pinned, so nothing pulls a CUDA build (docs/engines/xtts.md).
 TORCH := torch==2.13.0
 # torchaudio's wheels are CUDA-linked: tools/cpu_torchaudio.py installs this
-# release without its native libraries beside CPU torch (README "XTTS-v2").
+# release without its native libraries beside CPU torch (docs/engines/xtts.md).
 TORCHAUDIO_VERSION := 2.11.0
 # Debian's Chromium, which the web page tests drive (tests/test_web.py); the
 # test target installs it when missing (as root). No browser is ever downloaded.
@@ -54,7 +54,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[piper,bench]'
 	touch $@
 
-# Benchmarks (README "Benchmarks"): results into bench/results/. Options go in
+# Benchmarks (docs/benchmarks.md): results into bench/results/. Options go in
 # BENCH_ARGS, e.g. make bench BENCH_ARGS="--config my.yaml --set pool.threads=1".
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
@@ -62,7 +62,7 @@ bench: $(VENV)/.bench-installed
 bench-quick: $(VENV)/.bench-installed
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
-# Piper in-process against one and two Ray replicas (README "Beyond one box"): a
+# Piper in-process against one and two Ray replicas (docs/ray.md): a
 # two-node cluster on this machine, in a network namespace with only loopback (root).
 bench-ray: $(VENV)/.test-installed
 	unshare --net sh -c 'ip link set lo up && $(BIN)/python -m bench.ray_bench $(BENCH_ARGS)'
@@ -71,19 +71,19 @@ $(VENV)/.bench-kokoro-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[kokoro,bench]'
 	touch $@
 
-# Kokoro side by side (README "Benchmarks"): our OpenAI endpoint against fastkokoro's
+# Kokoro side by side (docs/benchmarks.md): our OpenAI endpoint against fastkokoro's
 # and kokoro-onnx in process, each from PyPI in a venv of its own made once; results into
 # bench/results/kokoro.md and kokoro.json. Options in BENCH_ARGS, e.g. BENCH_ARGS="--quick".
 bench-kokoro: $(VENV)/.bench-kokoro-installed
 	$(BIN)/python -m bench.kokoro $(BENCH_ARGS)
 
-# The five-minute soak (README "Reliability"): 32 Wyoming + 16 HTTP clients; figures
-# into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".
+# The five-minute soak (docs/operations/reliability.md): 32 Wyoming + 16 HTTP clients;
+# figures into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".
 soak: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
-# Real weights on a GPU box (README "Checking real weights on a GPU"): every engine
-# of GPU_CHECK_CONFIG (local weight folders; gpu-check.example.yaml shows the
+# Real weights on a GPU box (docs/docker-gpu.md, "Checking real weights on a GPU"):
+# every engine of GPU_CHECK_CONFIG (local weight folders; gpu-check.example.yaml shows the
 # shape) loaded, speaking and cloning, then the tests marked gpu; the report goes
 # to gpu-check/report.md and report.json. Installs into this venv as it finds it
 # (a CUDA torch and onnxruntime-gpu installed by hand are kept).

@@ -1,8 +1,8 @@
-"""Reliability figures that tests measure, gathered for the README.
+"""Reliability figures that tests measure, gathered for docs/operations/reliability.md.
 
 Tests call :func:`record`; each test module's figures are written to
 ``tests/artifacts/reliability-<module>.json`` (and printed with ``pytest -s``), so
-anyone can rerun the tests and compare with the README's table.
+anyone can rerun the tests and compare with that page's table.
 """
 
 from __future__ import annotations

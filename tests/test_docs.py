@@ -25,14 +25,14 @@ README_MAX_LINES = 260
 REPO_URL = re.compile(
     r"https://github\.com/wyoming-polytts/wyoming-polytts/(?:blob|tree)/main/([^)#\s>]+)"
 )
+MKDOCS_BUILD = (sys.executable, "-m", "mkdocs", "build", "--strict")
 LINK = re.compile(r"\]\(([^)\s]+)\)|^\s*\[[^\]]+\]:\s*(\S+)", re.M)
 """Inline links' targets and reference definitions' targets."""
 
 
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config)]
-        + ["--site-dir", str(site)],
+        [*MKDOCS_BUILD, "--config-file", str(config), "--site-dir", str(site)],
         capture_output=True,
         text=True,
         timeout=300,

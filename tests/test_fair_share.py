@@ -1,4 +1,4 @@
-"""Cheap misbehaviour cannot lock others out (README "Reliability"): idle streams,
+"""Cheap misbehaviour cannot lock others out (docs/operations/reliability.md): idle streams,
 clients that never read, a pipelined flood, too many connections, and a process out
 of file descriptors.
 

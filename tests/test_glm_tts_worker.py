@@ -251,7 +251,8 @@ GLM_TTS_CHECKOUT = os.environ.get("GLM_TTS_CHECKOUT", "")
     reason="needs GLM_TTS_PYTHON and GLM_TTS_CHECKOUT (with ckpt/) and a CUDA GPU",
 )
 async def test_real_glm_tts(voices_dir: Path, transcriber) -> None:
-    """The real GLM-TTS in its own venv on a CUDA GPU (README "GLM-TTS": verified there only)."""
+    """The real GLM-TTS in its own venv on a CUDA GPU (docs/engines/glm-tts.md: verified
+    there only)."""
     checkout = Path(GLM_TTS_CHECKOUT)
     async with worker(voices_dir, python=GLM_TTS_PYTHON, checkout=checkout, timeout=900) as running:
         speech = await running.speak(TEXT, "anna")

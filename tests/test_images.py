@@ -211,9 +211,9 @@ def test_compose_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_compose_ray_profiles() -> None:
-    """The server with the Ray head, and a GPU worker node joining it (README "Beyond one
-    box"): one image with the ray extra, the host's network, and a config placing engines
-    on the worker's custom resource."""
+    """The server with the Ray head, and a GPU worker node joining it (docs/ray.md):
+    one image with the ray extra, the host's network, and a config placing engines on the
+    worker's custom resource."""
     compose: Any = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
     server, worker = compose["services"]["wyoming-polytts-ray"], compose["services"]["ray-worker"]
     assert (server["profiles"], worker["profiles"]) == (["ray"], ["ray-worker"])

@@ -1,6 +1,6 @@
 """The soak (``bench/soak.py``) in short: 32 Wyoming and 16 HTTP clients, one-shot and
 streaming, for 20 seconds after a short warm-up against the real server and its
-embedded Piper voice. The full five minutes is ``make soak`` (README "Reliability"),
+embedded Piper voice. The full five minutes is ``make soak`` (docs/operations/reliability.md),
 which checks resident memory within 5 %; here a short warm-up leaves the allocator
 unsettled, so only a gross leak fails the memory check."""
 

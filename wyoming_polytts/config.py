@@ -76,7 +76,7 @@ class WyomingSettings:
 
 @dataclass
 class LimitsSettings:
-    """What clients may hold open, on both front doors together (README "Reliability")."""
+    """What clients may hold open, on both front doors together (docs/operations/reliability.md)."""
 
     max_connections: int = 512
     """Connections open at once (Wyoming and HTTP); the one over it is refused."""
@@ -137,7 +137,7 @@ class PoolSettings:
 
     gpu_memory_budget: int | str | None = None
     """Memory all loaded engines may hold together: bytes, text such as ``6GiB``, or a
-    percentage of the GPU (``80%``); None: no budget. See README "Engine lifecycle"."""
+    percentage of the GPU (``80%``); None: no budget. See docs/operations/lifecycle-metrics.md."""
 
     load_wait: float = 120.0
     """Seconds a request waits for its engine to finish loading before it fails."""
@@ -147,7 +147,7 @@ class PoolSettings:
 
     job_timeout: float = 120.0
     """Seconds an engine may work on one sentence without handing over audio before the
-    request fails with ``synthesis-timeout`` (README "Reliability")."""
+    request fails with ``synthesis-timeout`` (docs/operations/reliability.md)."""
 
     def __post_init__(self) -> None:
         _require_positive("pool", lookahead=self.lookahead)
@@ -268,7 +268,7 @@ class Settings:
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     shutdown_grace: float = 8.0
-    """Seconds requests in progress get to finish after SIGTERM (README "Reliability")."""
+    """Seconds requests in progress get to finish after SIGTERM (docs/operations/reliability.md)."""
 
     cache_dir: str = "~/.cache/wyoming-polytts"
     voices_dir: str = "voices"
@@ -283,7 +283,7 @@ class Settings:
     voice_library: VoiceLibrarySettings = field(default_factory=VoiceLibrarySettings)
     openai: OpenAISettings = field(default_factory=OpenAISettings)
     ray: RaySettings = field(default_factory=RaySettings)
-    """The Ray cluster engines with ``placement: ray`` run on (README "Beyond one box")."""
+    """The Ray cluster engines with ``placement: ray`` run on (docs/ray.md)."""
 
     engines: dict[str, dict[str, Any] | None] = field(default_factory=lambda: {"piper": {}})
     """Engine name to its options; each engine checks its own section."""

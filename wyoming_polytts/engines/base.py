@@ -45,7 +45,7 @@ class EngineOptions:
 
     placement: Placement = "local"
     """Where the engine runs: in this process, or as Ray Serve replicas on the cluster
-    of the ``ray`` section (README "Beyond one box")."""
+    of the ``ray`` section (docs/ray.md)."""
 
     ray: RayPlacement = field(default_factory=RayPlacement)
     """Replicas, resources and scaling when ``placement`` is ``ray``."""

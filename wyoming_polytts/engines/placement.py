@@ -2,7 +2,7 @@
 
 The options here are plain dataclasses, read from the config without Ray installed;
 :mod:`.ray` is imported only when an engine is placed on a cluster. Every key is
-documented in the repository's ``config.yaml`` and README "Beyond one box".
+documented in the repository's ``config.yaml`` and docs/ray.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The check's YAML file: which engines, on which local weights, and the Whisper model.
 
-Each ``engines`` section is that engine's own config section (README and
-config.yaml), so a file that works here works in the server too. Paths are
+Each ``engines`` section is that engine's own config section (docs/engines/
+and config.yaml), so a file that works here works in the server too. Paths are
 relative to the file. An engine named here whose weights are missing is
 reported as such, not fatal. ``sentences`` replaces the fixed sentence set
 (a mapping of language code to sentences).

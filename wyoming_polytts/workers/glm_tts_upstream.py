@@ -1,7 +1,7 @@
 """Where the worker meets GLM-TTS's own API, as of the pinned commit.
 
 GLM_TTS_REF is the zai-org/GLM-TTS commit this project was checked against
-(the Dockerfile and the README install it). Two of its calls need care:
+(the Dockerfile and docs/engines/glm-tts.md install it). Two of its calls need care:
 
 - ``utils.tts_model_util.Token2Wav(flow, sample_rate, device)`` loads its vocoder
   from ``ckpt/hift/hift.pt`` (or ``ckpt/vocos2d/...``) relative to the working

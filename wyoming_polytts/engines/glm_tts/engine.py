@@ -75,7 +75,7 @@ class GlmTtsOptions(EngineOptions):
         if self.enabled and not (self.python and self.checkout):
             raise ConfigError(
                 "engines.glm_tts: set python (the GLM-TTS venv's python) and checkout "
-                "(see README 'GLM-TTS')"
+                "(see docs/engines/glm-tts.md)"
             )
 
 

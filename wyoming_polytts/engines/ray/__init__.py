@@ -4,7 +4,7 @@ load the engine's own class, behind a proxy that keeps the engine contract.
 ``proxy.py`` is the engine in the server; ``replica.py`` what runs on the nodes;
 ``cluster.py`` joining the cluster and each engine's application; ``voices.py``
 library voices sent by content; ``watch.py`` replicas and voices read off the event
-loop. README "Beyond one box".
+loop. See docs/ray.md.
 """
 
 import os

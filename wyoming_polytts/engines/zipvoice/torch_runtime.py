@@ -3,7 +3,7 @@
 The official code is not on PyPI (the PyPI name ``zipvoice`` is an empty
 placeholder) and cannot be pip-installed from its repository either (it has no
 build metadata): a checkout of github.com/k2-fsa/ZipVoice goes on ``PYTHONPATH``,
-its requirements installed beside this server (README "ZipVoice"; the GPU image
+its requirements installed beside this server (docs/engines/zipvoice.md; the GPU image
 does not do it). This adapter stays thin: it builds the package's own model
 class from ``model.json``, loads ``model.pt`` with the package's loader,
 computes a prompt's features once with the package's ``VocosFbank`` and calls
