@@ -32,14 +32,14 @@ run: $(VENV)/.run-installed
 
 # actionlint checks the GitHub workflows (.github/workflows), their run: scripts with shellcheck.
 # The manual (docs/, mkdocs.yml) builds strictly: a page left out of the nav or a broken
-# link or anchor fails it.
+# link or anchor fails it (never add --quiet: it hides the warnings --strict counts).
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
@@ -78,7 +78,8 @@ bench-kokoro: $(VENV)/.bench-kokoro-installed
 	$(BIN)/python -m bench.kokoro $(BENCH_ARGS)
 
 # The five-minute soak (docs/operations/reliability.md): 32 Wyoming + 16 HTTP clients;
-# figures into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g. SOAK_ARGS="--minutes 30".
+# figures into bench/results/soak.md and soak.json. Options in SOAK_ARGS, e.g.
+# SOAK_ARGS="--minutes 30".
 soak: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 

@@ -78,6 +78,16 @@ def test_a_stray_page_or_a_broken_link_fails_the_build(tmp_path: Path) -> None:
         assert problem in result.stderr, result.stderr[-3000:]
 
 
+def test_make_lint_builds_the_manual_strictly() -> None:
+    """The lint target's build is the one tested here; --quiet would hide the warnings that
+    --strict turns into a failure (the build then passes with broken links)."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    (build,) = [line for line in lint.splitlines() if "mkdocs" in line]
+    assert "mkdocs build --strict" in build
+    assert not {"-q", "--quiet"} & set(build.split())
+
+
 def test_every_page_is_in_the_nav_once() -> None:
     config = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
     assert config["docs_dir"] == "docs" and config["theme"]["name"] == "material"
