@@ -149,6 +149,10 @@ class PoolSettings:
     """Seconds an engine may work on one sentence without handing over audio before the
     request fails with ``synthesis-timeout`` (docs/operations/reliability.md)."""
 
+    heap_trim_interval: float | None = 60.0
+    """Seconds between handing free heap pages back to the system (glibc's
+    ``malloc_trim``; see :mod:`wyoming_polytts.pool.heap_trim`); None: never."""
+
     def __post_init__(self) -> None:
         _require_positive("pool", lookahead=self.lookahead)
         _require_positive("pool", load_wait=self.load_wait, job_timeout=self.job_timeout)
@@ -162,6 +166,8 @@ class PoolSettings:
             raise ConfigError(f"pool.queue_size: expected 0 or more, got {self.queue_size!r}")
         if self.threads is not None:
             _require_positive("pool", threads=self.threads)
+        if self.heap_trim_interval is not None:
+            _require_positive("pool", heap_trim_interval=self.heap_trim_interval)
 
 
 @dataclass

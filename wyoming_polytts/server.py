@@ -54,7 +54,9 @@ def build_pool(config: Config, library: VoiceLibrary) -> EnginePool:
         load_wait=settings.load_wait,
         retry_after=settings.load_retry_after,
     )
-    return EnginePool(engines, settings.queue_size, lifecycle, settings.job_timeout)
+    return EnginePool(
+        engines, settings.queue_size, lifecycle, settings.job_timeout, settings.heap_trim_interval
+    )
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

@@ -133,6 +133,17 @@ def release_memory() -> None:
     torch = _imported_torch()
     if torch is not None and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
+    trim_heap()
+
+
+def can_trim_heap() -> bool:
+    """Whether :func:`trim_heap` does anything here (glibc)."""
+    return _LIBC is not None
+
+
+def trim_heap() -> None:
+    """Hand the free pages inside glibc's heaps back to the system (``malloc_trim``);
+    nothing on other C libraries."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 

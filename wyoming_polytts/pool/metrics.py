@@ -85,6 +85,16 @@ class Metrics:
             ["engine", "reason"],
             registry=self.registry,
         )
+        self._heap_trims = Counter(
+            "polytts_heap_trims",
+            "Periodic heap trims (pool.heap_trim_interval)",
+            registry=self.registry,
+        )
+        self._heap_trimmed_bytes = Counter(
+            "polytts_heap_trimmed_bytes",
+            "Resident memory the periodic heap trims gave back to the system",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
         self.registry.register(_RuntimeCollector())
 
@@ -106,6 +116,11 @@ class Metrics:
 
     def unloaded(self, engine: str, reason: str) -> None:
         self.unloads.labels(engine, reason).inc()
+
+    def heap_trimmed(self, freed: int) -> None:
+        """One periodic heap trim gave ``freed`` bytes of resident memory back."""
+        self._heap_trims.inc()
+        self._heap_trimmed_bytes.inc(freed)
 
     def render(self) -> bytes:
         """Every metric in the Prometheus text format (see :data:`CONTENT_TYPE`)."""

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 from ..engines.base import Engine, SynthesisRequest
 from ..errors import ServerShuttingDownError
+from .heap_trim import HeapTrimmer
 from .jobs import Job, Transform
 from .lifecycle import Lifecycle, LifecycleSettings
 from .metrics import Metrics
@@ -72,8 +73,10 @@ class EnginePool:
         queue_size: int,
         lifecycle: LifecycleSettings | None = None,
         job_timeout: float | None = None,
+        heap_trim_interval: float | None = None,
     ) -> None:
-        """``job_timeout``: seconds a running sentence may go without audio (None: no limit)."""
+        """``job_timeout``: seconds a running sentence may go without audio (None: no limit);
+        ``heap_trim_interval``: seconds between heap trims (None: never)."""
         self._runners = {
             name: EngineRunner(name, e, queue_size, job_timeout) for name, e in engines.items()
         }
@@ -84,6 +87,7 @@ class EnginePool:
         self.metrics = Metrics()
         self._lifecycle = Lifecycle(self._runners, lifecycle or LifecycleSettings(), self.metrics)
         self.metrics.watch(self.statuses, self.memory_budget)
+        self._heap_trimmer = HeapTrimmer(heap_trim_interval, self.metrics)
 
     @property
     def engines(self) -> dict[str, Engine]:
@@ -122,6 +126,7 @@ class EnginePool:
 
     async def start(self, preload: Iterable[str]) -> None:
         """Start unloading idle engines, and load ``preload`` now (failures are logged)."""
+        self._heap_trimmer.start()
         await self._lifecycle.start(preload)
         self.ready = True
 
@@ -137,6 +142,7 @@ class EnginePool:
         that is left as it is, not unloaded.
         """
         self.stop_admitting()
+        await self._heap_trimmer.close()
         await self._lifecycle.close()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(
