@@ -33,6 +33,14 @@ _CONNECT_TIMEOUT = 5.0
 """Seconds the head's port may take to accept a connection (Ray's own join retries for
 minutes when nothing answers)."""
 
+_PICKLE_RACE = "is not registered for pickle by value"
+"""Ray Serve registers a module with cloudpickle around each router configuration it
+serializes and unregisters it afterwards, without a lock: when a handle's router (in
+Serve's own thread) does so while a deployment is being built, one of them fails with
+a ValueError saying this. Nothing was deployed then, so building it again is safe."""
+
+_DEPLOY_ATTEMPTS = 3
+
 _DESCRIBE_TIMEOUT = 120.0
 """Seconds a listing of an engine's voices may take on a node (a first one imports the
 engine's libraries there)."""
@@ -175,6 +183,17 @@ class Deployment:
         Raises :class:`EngineUnavailableError` with the replicas' own error when they
         fail to start (the application is then deleted).
         """
+        attempt = 1
+        while True:
+            try:
+                return self._run(spec, concurrency)
+            except ValueError as err:
+                if _PICKLE_RACE not in str(err) or attempt == _DEPLOY_ATTEMPTS:
+                    raise
+                _LOGGER.info("Deploying %s again after Ray Serve's race: %s", self.app, err)
+                attempt += 1
+
+    def _run(self, spec: ReplicaSpec, concurrency: int) -> Any:
         replica = serve.deployment(**self.options(concurrency))(EngineReplica)
         try:
             return serve.run(replica.bind(spec), name=self.app, route_prefix=None)
