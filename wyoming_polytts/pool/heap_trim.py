@@ -6,8 +6,9 @@ for reuse and returns to the system only what lies at a heap's top, so under
 steady load the pages it keeps grow with fragmentation: over a 45-minute soak
 resident memory crept 0.6 to 0.9 MiB a minute, and one ``malloc_trim`` gave 8
 of the 11 MiB gained back (docs/operations/reliability.md). Trimming every
-``pool.heap_trim_interval`` seconds keeps resident memory near what is in use.
-The trim runs in a worker thread: it walks every heap, which takes milliseconds.
+``pool.heap_trim_interval`` seconds brought a 60-minute soak's second-half slope
+from 0.48 to 0.31 MiB a minute. The trim runs in a worker thread: it walks every
+heap, holding each one's lock in turn.
 """
 
 from __future__ import annotations
