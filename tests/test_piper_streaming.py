@@ -3,7 +3,8 @@
 The embedded voice's real graph is split at its decoder; decoding it in windows
 must give the audio of decoding it whole. In the pool, a request's first
 sentence waiting for a worker takes it from another request's sentence between
-two pieces, and a request's later sentences take only spare workers, after its first audio.
+two pieces, and a request's later sentences take only spare workers, after its first audio,
+unless they have waited too long.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from wyoming_polytts.engines.piper.model import (
     windows,
 )
 from wyoming_polytts.engines.piper.split import split_model
+from wyoming_polytts.pool import scheduler
 from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool
 from wyoming_polytts.speech.catalog import Catalog
@@ -289,3 +291,49 @@ async def test_later_sentences_take_spare_workers_once_the_first_is_heard(
         assert set(started[:2]) == {text[0], other[0]}, started
     finally:
         await pool.close()
+
+
+async def test_newcomers_cannot_starve_a_request_that_speaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One worker and an endless line of newcomers: their first sentences go before
+    A's second one only until it is overdue (``OVERDUE_AFTER``, one second here);
+    without that, A would wait for the last newcomer."""
+    monkeypatch.setattr(scheduler, "OVERDUE_AFTER", 1.0)
+    pool, engine = await _pool(tmp_path, concurrency=1)
+    voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
+    a_text = [SENTENCE, "The heating goes down to eighteen degrees until six in the morning."]
+    newcomer, most = "Good morning.", 120
+    served = itertools.count()
+    heard = asyncio.Event()
+
+    async def listen(sentences: list[str]) -> np.ndarray:
+        speech = speak(
+            pool,
+            voice,
+            iterate(sentences),
+            SpeechOptions(),
+            lookahead=2,
+            front_door=FrontDoor.WYOMING,
+        )
+        async with aclosing(speech) as pcm:
+            pieces = []
+            async for piece in pcm:
+                heard.set()  # A's first audio: the newcomers start once it is heard
+                pieces.append(piece)
+            return np.concatenate(pieces)
+
+    async def line(a: asyncio.Task[np.ndarray]) -> None:
+        while not a.done() and next(served) < most:
+            assert_speech_like(await listen([newcomer]), RATE, newcomer)
+
+    try:
+        a = asyncio.create_task(listen(a_text))
+        await heard.wait()
+        await asyncio.gather(*(line(a) for _ in range(3)))
+        assert_speech_like(await a, RATE, " ".join(a_text))
+    finally:
+        await pool.close()
+    starts = [sentence for event, sentence in engine.log if event == "start"]
+    before = starts[: starts.index(a_text[1])].count(newcomer)
+    assert before < most // 2, f"A's second sentence waited for {before} newcomers"

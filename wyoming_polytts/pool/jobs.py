@@ -48,6 +48,9 @@ class Job:
         """Stands for the request the sentence belongs to."""
 
         self.transform = transform
+        self.submitted = time.monotonic()
+        """When the job was queued (monotonic clock); see ``scheduler.OVERDUE_AFTER``."""
+
         self.cancelled = threading.Event()
         """Set (through :meth:`cancel`) when nobody wants the job's audio any more; its
         worker stops at the next piece."""

@@ -10,6 +10,9 @@ one of its own only on a worker no other request wants, and only once its
 listener hears audio: before that it would slow down the sentence the listener
 waits for.
 
+A sentence that has waited :data:`OVERDUE_AFTER` goes before all of that, oldest
+first, so that sustained overload cannot starve requests that are already speaking.
+
 A sentence that stalls past ``pool.job_timeout`` fails its request (see
 :mod:`.watchdog`); while every worker of an engine is stuck in such a call, its
 queued sentences and new requests fail at once with
@@ -31,6 +34,15 @@ from ..errors import EngineUnavailableError, ServerBusyError
 from .jobs import Job, Transform
 from .watchdog import Watchdog
 from .worker import run_turn
+
+OVERDUE_AFTER = 10.0
+"""Seconds a queued sentence may wait before it goes ahead of every other request's
+first sentence. First sentences first starts speech early for everyone while the
+engine keeps up; under sustained overload (more requests than it can serve, such as
+Kokoro on a few CPU cores) it kept the later sentences of requests already speaking
+behind an endless line of newcomers: the hour-long Kokoro soak saw answers take 250 s
+and clients give up at 300 s. Ten seconds is above the whole of a burst of 32 answers
+at once on two cores (about 9 s), so the order there stays as it was."""
 
 
 class Session(Protocol):
@@ -146,7 +158,7 @@ class Scheduler:
             return
         held: list[Job] = []
         while self._free_workers and self._heap:
-            job = heapq.heappop(self._heap)
+            job = self._pop()
             if job.cancelled.is_set() and job.paused is None:
                 continue
             if any(running.owner is job.owner for running in self.running):
@@ -165,6 +177,16 @@ class Scheduler:
             job.awaiting_first_audio and not job.cancelled.is_set() for job in self._heap
         )
 
+    def _pop(self) -> Job:
+        """The oldest overdue job (see :data:`OVERDUE_AFTER`), else the first by priority."""
+        overdue = [job for job in self._heap if _overdue(job)]
+        if not overdue:
+            return heapq.heappop(self._heap)
+        job = min(overdue, key=lambda each: each.order)
+        self._heap.remove(job)
+        heapq.heapify(self._heap)
+        return job
+
     @property
     def _free_workers(self) -> bool:
         return len(self.running) < self._engine.concurrency
@@ -173,14 +195,16 @@ class Scheduler:
         self.running.add(job)
         job.on_cancel = partial(self._engine.cancel, job.request)
         self.watchdog.started(job)
-        turn = partial(run_turn, self._engine, self._name, job, self._make_way, self._dispatch)
+        make_way = partial(self._make_way, job)
+        turn = partial(run_turn, self._engine, self._name, job, make_way, self._dispatch)
         future = asyncio.get_running_loop().run_in_executor(self._executor, turn)
         future.add_done_callback(partial(self._job_done, job))
 
-    def _make_way(self) -> bool:
-        """Read by a worker after each piece: a first sentence waits for a worker (and the
-        engine's work stops while its sentence is set aside)."""
-        return self._first_waiting and self._engine.pausable
+    def _make_way(self, job: Job) -> bool:
+        """Read by ``job``'s worker after each piece: a first sentence waits for a worker,
+        the engine's work stops while its sentence is set aside, and ``job`` is not
+        overdue itself."""
+        return self._first_waiting and self._engine.pausable and not _overdue(job)
 
     def _job_done(self, job: Job, _future: asyncio.Future[None]) -> None:
         # The job's end goes to its reader only here, once its worker is free: a
@@ -194,3 +218,7 @@ class Scheduler:
         else:  # resumed later, or closed in a worker if it was cancelled meanwhile
             heapq.heappush(self._heap, job)
         self._dispatch()
+
+
+def _overdue(job: Job) -> bool:
+    return time.monotonic() - job.submitted > OVERDUE_AFTER
