@@ -178,14 +178,14 @@ class Scheduler:
         )
 
     def _pop(self) -> Job:
-        """The oldest overdue job (see :data:`OVERDUE_AFTER`), else the first by priority."""
-        overdue = [job for job in self._heap if _overdue(job)]
-        if not overdue:
+        """The oldest job when it is overdue (see :data:`OVERDUE_AFTER`), else the first
+        by priority. Jobs are numbered as they are queued, so the oldest is the lowest."""
+        oldest = min(self._heap, key=lambda job: job.order)
+        if not _overdue(oldest):
             return heapq.heappop(self._heap)
-        job = min(overdue, key=lambda each: each.order)
-        self._heap.remove(job)
+        self._heap.remove(oldest)
         heapq.heapify(self._heap)
-        return job
+        return oldest
 
     @property
     def _free_workers(self) -> bool:
