@@ -291,6 +291,18 @@ def test_first_sentence_starts_with_a_short_piece(engine: KokoroEngine) -> None:
     assert len(first) + len(rest) < 1.3 * len(whole), "about the same speech"
 
 
+def test_first_piece_is_shorter_while_others_wait(engine: KokoroEngine) -> None:
+    """With other listeners waiting for their first audio (``crowded``), a first
+    sentence still takes two calls, but its first piece is shorter."""
+    request = SynthesisRequest(text=ENGLISH, voice="jf_alpha", language="en_US", first=True)
+    alone, _ = list(engine.synthesize(request))
+    first, rest = list(engine.synthesize(replace(request, crowded=True)))
+    assert len(first) < 0.8 * len(alone), (len(first), len(alone))
+    assert len(rest) > len(first)
+    for piece in (first, rest):
+        assert np.sqrt(np.mean(np.square(piece / 32768.0))) > 0.01, "speech, not silence"
+
+
 def test_engine_errors(engine: KokoroEngine) -> None:
     with pytest.raises(InvalidRequestError, match="'de_DE'"):
         list(engine.synthesize(SynthesisRequest(text="Hallo.", voice="jf_alpha", language="de_DE")))

@@ -186,11 +186,14 @@ class _CountingPiper(PiperEngine):
         self.most = 0
         self.log: list[tuple[str, str]] = []
         """("start" or "piece", the sentence), in order."""
+        self.crowded: dict[str, bool] = {}
+        """Each sentence's ``SynthesisRequest.crowded`` as it started."""
 
     def synthesize(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         pieces = super().synthesize(request)
         with self._lock:
             self.log.append(("start", request.text))
+            self.crowded[request.text] = request.crowded
         while True:
             with self._lock:
                 self.now += 1
@@ -248,6 +251,42 @@ async def test_a_waiting_first_sentence_gets_a_turn_between_pieces(tmp_path: Pat
     assert timeline.index("B") < len(timeline) - 1 - timeline[::-1].index("A"), timeline
     assert_speech_like(a_audio, RATE, LONG_SENTENCE)
     assert_speech_like(b_audio, RATE, SENTENCE)
+
+
+async def test_a_first_sentence_knows_when_others_wait_behind_it(tmp_path: Path) -> None:
+    """One worker: A starts alone; B and C arrive while it runs. B starts while C waits
+    for its first audio (``crowded``), C starts with nobody waiting."""
+    pool, engine = await _pool(tmp_path, concurrency=1)
+    voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
+    a_heard = asyncio.Event()
+    texts = {"A": LONG_SENTENCE, "B": SENTENCE, "C": "Good night."}
+
+    async def listen(name: str) -> np.ndarray:
+        speech = speak(
+            pool,
+            voice,
+            iterate([texts[name]]),
+            SpeechOptions(),
+            lookahead=1,
+            front_door=FrontDoor.WYOMING,
+        )
+        async with aclosing(speech) as pcm:
+            pieces = []
+            async for piece in pcm:
+                a_heard.set()
+                pieces.append(piece)
+            return np.concatenate(pieces)
+
+    try:
+        a = asyncio.create_task(listen("A"))
+        await a_heard.wait()
+        others = asyncio.gather(listen("B"), listen("C"))
+        audio = dict(zip("ABC", [await a, *await others], strict=True))
+    finally:
+        await pool.close()
+    assert engine.crowded == {texts["A"]: False, texts["B"]: True, texts["C"]: False}
+    for name, pcm in audio.items():
+        assert_speech_like(pcm, RATE, texts[name])
 
 
 async def test_later_sentences_take_spare_workers_once_the_first_is_heard(

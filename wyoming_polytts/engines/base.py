@@ -170,6 +170,11 @@ class SynthesisRequest:
     """The request's first sentence: its listener hears nothing until its audio starts,
     so an engine that can hand over its start early at some cost should do it here."""
 
+    crowded: bool = False
+    """Other requests' first sentences wait behind this one (set by the pool as the
+    sentence starts; first sentences only): each waiting listener hears nothing until
+    this one hands over its first piece, so an engine may make that piece shorter."""
+
 
 OptionsT = TypeVar("OptionsT", bound=EngineOptions)
 

@@ -26,6 +26,7 @@ import heapq
 import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
@@ -192,6 +193,11 @@ class Scheduler:
         return len(self.running) < self._engine.concurrency
 
     def _start(self, job: Job) -> None:
+        if job.paused is None and job.request.first:
+            crowded = any(
+                other.awaiting_first_audio and not other.cancelled.is_set() for other in self._heap
+            )
+            job.request = replace(job.request, crowded=crowded)
         self.running.add(job)
         job.on_cancel = partial(self._engine.cancel, job.request)
         self.watchdog.started(job)

@@ -247,7 +247,7 @@ class KokoroEngine(Engine[KokoroOptions]):
         language = self._language(request.language, parts[0].voice)
         phonemes = loaded.phonemizers.phonemes(request.text, language)
         speed = request.speed or 1.0
-        pieces = model_pieces(phonemes, request.first, MAX_TOKENS)
+        pieces = model_pieces(phonemes, request.first, MAX_TOKENS, crowded=request.crowded)
         for index, piece in enumerate(pieces):
             ids = [loaded.vocab[symbol] for symbol in piece]
             style = pack[min(len(ids), len(pack)) - 1]
