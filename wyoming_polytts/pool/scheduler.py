@@ -8,7 +8,9 @@ aside after its current piece (engines that stream below the sentence hand over
 several) and takes it up again later. A request's later sentence starts beside
 one of its own only on a worker no other request wants, and only once its
 listener hears audio: before that it would slow down the sentence the listener
-waits for.
+waits for. A first sentence learns as it starts whether others' first sentences
+wait behind it (``SynthesisRequest.crowded``), so that its engine may hand over a
+shorter first piece.
 
 A sentence that has waited :data:`OVERDUE_AFTER` goes before all of that, oldest
 first, so that sustained overload cannot starve requests that are already speaking.

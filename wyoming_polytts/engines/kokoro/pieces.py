@@ -24,9 +24,7 @@ SAMPLE_RATE = 24_000
 """Hertz of every Kokoro voice."""
 
 FIRST_TOKENS = 24
-"""Tokens a request's first piece aims at (about five words, 1.2 s of speech): about
-what the rest of a sentence takes to compute while it plays, so one listener hears
-the sentence without a gap."""
+"""Tokens a request's first piece aims at (about five words, 1.2 s of speech)."""
 
 FIRST_TOKENS_CROWDED = 12
 """Tokens a first piece aims at while other requests' first sentences wait behind it
