@@ -35,7 +35,7 @@ from wyoming_polytts.engines.piper.split import split_model
 from wyoming_polytts.pool import scheduler
 from wyoming_polytts.pool.metrics import FrontDoor
 from wyoming_polytts.pool.pool import EnginePool
-from wyoming_polytts.speech.catalog import Catalog
+from wyoming_polytts.speech.catalog import Catalog, CatalogVoice
 from wyoming_polytts.speech.synthesis import SpeechOptions, iterate, speak
 
 from .helpers import assert_speech_like
@@ -217,6 +217,31 @@ async def _pool(tmp: Path, concurrency: int) -> tuple[EnginePool, _CountingPiper
     return pool, engine
 
 
+async def _listen(
+    pool: EnginePool,
+    voice: CatalogVoice,
+    sentences: list[str],
+    lookahead: int,
+    heard: asyncio.Event | None = None,
+) -> np.ndarray:
+    """A request's whole audio through ``speak``; ``heard`` is set at its first piece."""
+    speech = speak(
+        pool,
+        voice,
+        iterate(sentences),
+        SpeechOptions(),
+        lookahead=lookahead,
+        front_door=FrontDoor.WYOMING,
+    )
+    async with aclosing(speech) as pcm:
+        pieces = []
+        async for piece in pcm:
+            if heard is not None:
+                heard.set()
+            pieces.append(piece)
+        return np.concatenate(pieces)
+
+
 async def test_a_waiting_first_sentence_gets_a_turn_between_pieces(tmp_path: Path) -> None:
     """One worker: B arrives while A's long first sentence is being decoded, and B's
     audio starts before A's sentence is done."""
@@ -260,27 +285,10 @@ async def test_a_first_sentence_knows_when_others_wait_behind_it(tmp_path: Path)
     voice = Catalog(pool, DEFAULT_VOICE).resolve(None)
     a_heard = asyncio.Event()
     texts = {"A": LONG_SENTENCE, "B": SENTENCE, "C": "Good night."}
-
-    async def listen(name: str) -> np.ndarray:
-        speech = speak(
-            pool,
-            voice,
-            iterate([texts[name]]),
-            SpeechOptions(),
-            lookahead=1,
-            front_door=FrontDoor.WYOMING,
-        )
-        async with aclosing(speech) as pcm:
-            pieces = []
-            async for piece in pcm:
-                a_heard.set()
-                pieces.append(piece)
-            return np.concatenate(pieces)
-
     try:
-        a = asyncio.create_task(listen("A"))
+        a = asyncio.create_task(_listen(pool, voice, [texts["A"]], 1, a_heard))
         await a_heard.wait()
-        others = asyncio.gather(listen("B"), listen("C"))
+        others = asyncio.gather(*(_listen(pool, voice, [texts[n]], 1) for n in "BC"))
         audio = dict(zip("ABC", [await a, *await others], strict=True))
     finally:
         await pool.close()
@@ -304,28 +312,15 @@ async def test_later_sentences_take_spare_workers_once_the_first_is_heard(
         "Sleep well.",
     ]
 
-    async def listen(sentences: list[str]) -> np.ndarray:
-        async with aclosing(
-            speak(
-                pool,
-                voice,
-                iterate(sentences),
-                SpeechOptions(),
-                lookahead=3,
-                front_door=FrontDoor.WYOMING,
-            )
-        ) as pcm:
-            return np.concatenate([piece async for piece in pcm])
-
     try:
-        assert_speech_like(await listen(text), RATE, " ".join(text))
+        assert_speech_like(await _listen(pool, voice, text, 3), RATE, " ".join(text))
         starts = [i for i, (event, _) in enumerate(engine.log) if event == "start"]
         assert engine.log.index(("piece", text[0])) < starts[1], engine.log
         assert engine.most == 2, "a spare worker took a later sentence"
 
         engine.log.clear()
         other = ["Good morning.", "It is sunny today."]
-        await asyncio.gather(listen(text), listen(other))
+        await asyncio.gather(_listen(pool, voice, text, 3), _listen(pool, voice, other, 3))
         started = [sentence for event, sentence in engine.log if event == "start"]
         assert set(started[:2]) == {text[0], other[0]}, started
     finally:
@@ -346,29 +341,13 @@ async def test_newcomers_cannot_starve_a_request_that_speaks(
     served = itertools.count()
     heard = asyncio.Event()
 
-    async def listen(sentences: list[str]) -> np.ndarray:
-        speech = speak(
-            pool,
-            voice,
-            iterate(sentences),
-            SpeechOptions(),
-            lookahead=2,
-            front_door=FrontDoor.WYOMING,
-        )
-        async with aclosing(speech) as pcm:
-            pieces = []
-            async for piece in pcm:
-                heard.set()  # A's first audio: the newcomers start once it is heard
-                pieces.append(piece)
-            return np.concatenate(pieces)
-
     async def line(a: asyncio.Task[np.ndarray]) -> None:
         while not a.done() and next(served) < most:
-            assert_speech_like(await listen([newcomer]), RATE, newcomer)
+            assert_speech_like(await _listen(pool, voice, [newcomer], 2), RATE, newcomer)
 
     try:
-        a = asyncio.create_task(listen(a_text))
-        await heard.wait()
+        a = asyncio.create_task(_listen(pool, voice, a_text, 2, heard))
+        await heard.wait()  # A's first audio: the newcomers start once it is heard
         await asyncio.gather(*(line(a) for _ in range(3)))
         assert_speech_like(await a, RATE, " ".join(a_text))
     finally:
