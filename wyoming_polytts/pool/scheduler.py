@@ -176,9 +176,7 @@ class Scheduler:
                 self._start(job)
             else:
                 heapq.heappush(self._heap, job)
-        self._first_waiting = any(
-            job.awaiting_first_audio and not job.cancelled.is_set() for job in self._heap
-        )
+        self._first_waiting = self._first_queued
 
     def _pop(self) -> Job:
         """The oldest job when it is overdue (see :data:`OVERDUE_AFTER`), else the first
@@ -191,15 +189,17 @@ class Scheduler:
         return oldest
 
     @property
+    def _first_queued(self) -> bool:
+        """A request's first sentence is queued (and not cancelled)."""
+        return any(job.awaiting_first_audio and not job.cancelled.is_set() for job in self._heap)
+
+    @property
     def _free_workers(self) -> bool:
         return len(self.running) < self._engine.concurrency
 
     def _start(self, job: Job) -> None:
         if job.paused is None and job.request.first:
-            crowded = any(
-                other.awaiting_first_audio and not other.cancelled.is_set() for other in self._heap
-            )
-            job.request = replace(job.request, crowded=crowded)
+            job.request = replace(job.request, crowded=self._first_queued)
         self.running.add(job)
         job.on_cancel = partial(self._engine.cancel, job.request)
         self.watchdog.started(job)
